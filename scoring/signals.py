@@ -1,0 +1,521 @@
+"""Turn one account's raw, dated facts into named signal values as of an instant (SPEC §3).
+
+Facts dated after `as_of` are ignored, so the same facts can be scored as of any earlier day.
+A signal whose source is not linked to the account, or that cannot be computed from what is known,
+is `None` — never a silent 0. Percentages are 0..100 and named `*_pct`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from scoring.base import AccountFacts, Signals, SignalValue
+
+# name -> (dimension, description). Models and playbooks may only reference these (plus rule context).
+SIGNALS: Mapping[str, tuple[str, str]] = MappingProxyType(
+    {
+        # product usage (Mixpanel daily rows)
+        "dau": ("usage", "mean daily active users over the last 30 days"),
+        "wau": ("usage", "distinct active users in the last 7 days"),
+        "mau": ("usage", "distinct active users in the last 30 days"),
+        "dau_mau_pct": ("usage", "DAU / MAU, percent"),
+        "login_days_30d": ("usage", "days with at least one login in the last 30"),
+        "logins_per_user_30d": ("usage", "user-days with a login in 30 days per monthly active user"),
+        "events_7d": ("usage", "events in the last 7 days"),
+        "events_30d": ("usage", "events in the last 30 days"),
+        "events_per_user_30d": ("usage", "events in 30 days per monthly active user"),
+        "core_actions_30d": ("usage", "core actions in the last 30 days"),
+        "core_actions_per_user_30d": ("usage", "core actions in 30 days per monthly active user"),
+        "value_events_30d": ("usage", "value events in the last 30 days"),
+        "feature_adoption_pct": ("usage", "distinct plan features used in 30 days / features in plan"),
+        "usage_wow_change_pct": ("usage", "events this week vs the week before, percent change"),
+        "usage_trend_30d_pct": ("usage", "events in the last 30 days vs the 30 before, percent change"),
+        "usage_decline_weeks": ("usage", "consecutive weeks (ending today) with fewer events than the week before"),
+        "login_decline_weeks": ("usage", "consecutive weeks with fewer logins than the week before"),
+        "seat_utilisation_pct": ("usage", "monthly active users / purchased seats"),
+        "capacity_use_pct": ("usage", "events in 30 days / the plan's monthly capacity"),
+        # lifecycle
+        "days_since_contract_start": ("lifecycle", "days since the contract started"),
+        "has_logged_in": ("lifecycle", "any login since the contract started"),
+        "has_core_action": ("lifecycle", "any core action since the contract started"),
+        "has_value_event": ("lifecycle", "any first-value event since the contract started"),
+        "users_since_start": ("lifecycle", "distinct active users since the contract started"),
+        # support (Zendesk)
+        "tickets_7d": ("support", "tickets created in the last 7 days"),
+        "tickets_30d": ("support", "tickets created in the last 30 days"),
+        "tickets_90d": ("support", "tickets created in the last 90 days"),
+        "open_tickets": ("support", "tickets open now"),
+        "high_severity_open": ("support", "open tickets with high or urgent priority"),
+        "high_severity_30d": ("support", "high or urgent tickets created in the last 30 days"),
+        "csat_pct": ("support", "good / rated satisfaction on tickets of the last 90 days"),
+        "reopened_tickets_90d": ("support", "tickets of the last 90 days reopened at least once"),
+        "repeat_topics_90d": ("support", "topics (tags, else subject) on 2+ tickets in 90 days"),
+        "competitor_mentioned": ("support", "a configured competitor named in a ticket of the last 90 days"),
+        "backlog_age_days": ("support", "age of the oldest open ticket, days (0 when none is open)"),
+        # engagement (CRM activity)
+        "meetings_held_90d": ("engagement", "meetings/QBRs held in 90 days"),
+        "meetings_no_show_90d": ("engagement", "meetings the customer did not show up to in 90 days"),
+        "meetings_cancelled_90d": ("engagement", "meetings cancelled in 90 days"),
+        "meeting_attendance_pct": ("engagement", "held / scheduled meetings in 90 days"),
+        "qbr_attended": ("engagement", "a QBR was held within the configured QBR window"),
+        "email_responses_90d": ("engagement", "inbound customer emails in 90 days"),
+        "email_response_rate_pct": ("engagement", "inbound / outbound emails in 90 days (capped at 100)"),
+        "days_since_two_way_touch": ("engagement", "days since the last held meeting/call or inbound email"),
+        "contacts_engaged_90d": ("engagement", "distinct contacts in two-way touches in 90 days"),
+        # contract (CRM)
+        "days_to_renewal": ("contract", "days until the renewal date (negative once past)"),
+        "renewal_signed": ("contract", "the renewal for this cycle is signed"),
+        "acv": ("contract", "annual contract value (ARR when ACV is unknown)"),
+        "expansion_12m": ("contract", "an expansion opportunity was won in the last 12 months"),
+        "expansion_amount_12m": ("contract", "amount of expansions won in the last 12 months"),
+        "late_payments": ("contract", "late payments in the last 12 months"),
+        "payment_failed": ("contract", "the payment status is failed"),
+        # stakeholder (CRM contacts)
+        "champion_present": ("stakeholder", "an active champion contact exists"),
+        "champion_left_90d": ("stakeholder", "a champion left or changed role in the last 90 days"),
+        "exec_sponsor_present": ("stakeholder", "an active executive sponsor exists"),
+        "exec_sponsor_engaged_90d": ("stakeholder", "an executive sponsor took part in a two-way touch in 90 days"),
+        "stakeholder_changes_12m": ("stakeholder", "champions/sponsors who left or changed role in 12 months"),
+        # sentiment
+        "nps": ("sentiment", "latest NPS response within 12 months (0-10), else the CRM NPS field"),
+    }
+)
+
+BOOLEAN_SIGNALS = frozenset(
+    {
+        "has_logged_in", "has_core_action", "has_value_event", "competitor_mentioned", "qbr_attended",
+        "renewal_signed", "expansion_12m", "payment_failed", "champion_present", "champion_left_90d",
+        "exec_sponsor_present", "exec_sponsor_engaged_90d",
+    }
+)
+
+_USAGE_SIGNALS = tuple(n for n, (dim, _) in SIGNALS.items() if dim == "usage") + (
+    "has_logged_in", "has_core_action", "has_value_event", "users_since_start",
+)
+_SUPPORT_SIGNALS = tuple(n for n, (dim, _) in SIGNALS.items() if dim == "support")
+_SEVERE = frozenset({"high", "urgent"})
+_SOLVED_STATUSES = frozenset({"solved", "closed"})
+_HELD_OUTCOMES = frozenset({"held", None})  # a past meeting logged without an outcome is taken as held
+_LATE_BY_STATUS = {"current": 0, "late": 1, "failed": 2}
+_WEEKS = 13  # enough weekly buckets for 12 consecutive weeks of decline
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    """Knobs for signal computation, from the model's `signals:` section (defaults in the presets)."""
+
+    competitor_words: tuple[str, ...] = ()
+    features_by_plan: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    core_action_events: tuple[str, ...] = ()  # read by the Mixpanel ingest, kept here so config has one home
+    value_events: tuple[str, ...] = ()  # likewise: which events count as "first value"
+    qbr_window_days: int = 120
+    ignored_topic_tags: tuple[str, ...] = ()
+
+    def competitor_pattern(self) -> re.Pattern[str] | None:
+        words = [w.strip() for w in self.competitor_words if w.strip()]
+        if not words:
+            return None
+        alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+        return re.compile(rf"(?<![\w])({alternatives})(?![\w])", re.IGNORECASE)
+
+
+def _pct(part: float, whole: float) -> float | None:
+    return None if not whole else 100.0 * part / whole
+
+
+def _change_pct(current: float, previous: float) -> float:
+    if previous:
+        return 100.0 * (current - previous) / previous
+    return 100.0 if current else 0.0
+
+
+def _consecutive_declines(weekly: list[float], comparable_weeks: int) -> int:
+    """Weeks in a row, newest first, each lower than the week before it."""
+    count = 0
+    for week in range(comparable_weeks):
+        if weekly[week] < weekly[week + 1]:
+            count += 1
+        else:
+            break
+    return count
+
+
+class SignalCalculator:
+    """Computes `Signals` for many accounts as of one instant; build once per run."""
+
+    def __init__(self, config: SignalConfig, as_of: datetime):
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        self.config = config
+        self.as_of = as_of
+        self.today = as_of.date()
+        self.today_ordinal = self.today.toordinal()
+        self.cut_7d = as_of - timedelta(days=7)
+        self.cut_30d = as_of - timedelta(days=30)
+        self.cut_90d = as_of - timedelta(days=90)
+        self.cut_365d = as_of - timedelta(days=365)
+        self.cut_qbr = as_of - timedelta(days=config.qbr_window_days)
+        self.competitor_re = config.competitor_pattern()
+        self.ignored_tags = frozenset(t.lower() for t in config.ignored_topic_tags)
+
+    def compute(self, facts: AccountFacts) -> Signals:
+        values: dict[str, SignalValue] = {}
+        evidence: dict[str, str] = {}
+        covered = facts.covered
+        self._contract(facts, values, evidence)
+        if "usage" in covered:
+            self._usage(facts, values)
+        else:
+            values.update(dict.fromkeys(_USAGE_SIGNALS))
+        if "support" in covered:
+            self._support(facts, values, evidence)
+        else:
+            values.update(dict.fromkeys(_SUPPORT_SIGNALS))
+        if "crm" in covered:
+            self._engagement(facts, values)
+            self._stakeholders(facts, values, evidence)
+        else:
+            for name, (dim, _) in SIGNALS.items():
+                if dim in ("engagement", "stakeholder"):
+                    values[name] = None
+        self._sentiment(facts, values, evidence)
+        return Signals(facts.account.id, values, evidence)
+
+    # ------------------------------------------------------------------------------------ usage
+
+    def _usage(self, facts: AccountFacts, values: dict[str, SignalValue]) -> None:
+        today = self.today_ordinal
+        account = facts.account
+        start = account.contract_start.toordinal() if account.contract_start else None
+        data_start = facts.usage_since.toordinal() if facts.usage_since else start
+        weekly_events = [0] * _WEEKS
+        weekly_logins = [0] * _WEEKS
+        users_30: set[str] = set()
+        users_7: set[str] = set()
+        users_since_start: set[str] = set()
+        features_30: set[str] = set()
+        daily_active_sum = login_days = logins_30 = events_30 = events_prev_30 = 0
+        core_30 = value_30 = 0
+        has_login = has_core = has_value = False
+        first_row = None
+        for row in facts.usage:
+            ordinal = row.day.toordinal()
+            age = today - ordinal
+            if age < 0:
+                continue
+            if first_row is None or ordinal < first_row:
+                first_row = ordinal
+            if start is None or ordinal >= start:
+                if row.login_user_ids:
+                    has_login = True
+                if row.core_actions:
+                    has_core = True
+                if row.value_events:
+                    has_value = True
+                users_since_start.update(row.active_user_ids)
+            if age < 30:
+                active = row.active_user_ids
+                users_30.update(active)
+                if age < 7:
+                    users_7.update(active)
+                daily_active_sum += len(active)
+                logins = len(row.login_user_ids)
+                if logins:
+                    login_days += 1
+                    logins_30 += logins
+                events_30 += row.events
+                core_30 += row.core_actions
+                value_30 += row.value_events
+                features_30.update(row.features_used)
+            elif age < 60:
+                events_prev_30 += row.events
+            week = age // 7
+            if week < _WEEKS:
+                weekly_events[week] += row.events
+                weekly_logins[week] += len(row.login_user_ids)
+        if data_start is None:
+            data_start = first_row
+        # days of history that are known complete; comparisons need both windows inside it
+        known_days = None if data_start is None else today - data_start + 1
+        mau = len(users_30)
+        values["dau"] = daily_active_sum / 30.0
+        values["wau"] = float(len(users_7))
+        values["mau"] = float(mau)
+        values["dau_mau_pct"] = _pct(daily_active_sum / 30.0, mau) if mau else 0.0
+        values["login_days_30d"] = float(login_days)
+        values["logins_per_user_30d"] = logins_30 / mau if mau else 0.0
+        values["events_7d"] = float(weekly_events[0])
+        values["events_30d"] = float(events_30)
+        values["events_per_user_30d"] = events_30 / mau if mau else 0.0
+        values["core_actions_30d"] = float(core_30)
+        values["core_actions_per_user_30d"] = core_30 / mau if mau else 0.0
+        values["value_events_30d"] = float(value_30)
+        plan_features = account.plan_features or self.config.features_by_plan.get(account.plan_tier or "", ())
+        if plan_features:
+            used = len(features_30.intersection(plan_features))
+            values["feature_adoption_pct"] = 100.0 * used / len(set(plan_features))
+        else:
+            values["feature_adoption_pct"] = None
+        comparable = 0 if known_days is None else min(known_days // 7 - 1, _WEEKS - 1)
+        values["usage_wow_change_pct"] = (
+            _change_pct(weekly_events[0], weekly_events[1]) if comparable >= 1 else None
+        )
+        values["usage_trend_30d_pct"] = (
+            _change_pct(events_30, events_prev_30) if known_days is not None and known_days >= 60 else None
+        )
+        values["usage_decline_weeks"] = (
+            float(_consecutive_declines(weekly_events, comparable)) if comparable >= 1 else None
+        )
+        values["login_decline_weeks"] = (
+            float(_consecutive_declines(weekly_logins, comparable)) if comparable >= 1 else None
+        )
+        seats = account.seats_purchased
+        values["seat_utilisation_pct"] = _pct(mau, seats) if seats else None
+        capacity = account.plan_capacity
+        values["capacity_use_pct"] = _pct(events_30, capacity) if capacity else None
+        values["has_logged_in"] = has_login
+        values["has_core_action"] = has_core
+        values["has_value_event"] = has_value
+        values["users_since_start"] = float(len(users_since_start))
+
+    # ---------------------------------------------------------------------------------- support
+
+    def _is_open(self, ticket) -> bool:
+        as_of = self.as_of
+        if ticket.solved_at is not None:
+            return ticket.solved_at > as_of
+        if ticket.status in _SOLVED_STATUSES:
+            # solved without a date: count it open only for instants before its last update
+            return ticket.updated_at is not None and ticket.updated_at > as_of
+        return True
+
+    def _support(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
+        as_of = self.as_of
+        t7 = t30 = t90 = open_count = severe_open = severe_30 = reopened = good = rated = 0
+        oldest_open: datetime | None = None
+        topics: Counter[str] = Counter()
+        competitors: set[str] = set()
+        pattern = self.competitor_re
+        for ticket in facts.tickets:
+            created = ticket.created_at
+            if created > as_of:
+                continue
+            severe = ticket.priority in _SEVERE
+            if self._is_open(ticket):
+                open_count += 1
+                if severe:
+                    severe_open += 1
+                if oldest_open is None or created < oldest_open:
+                    oldest_open = created
+            if created <= self.cut_90d:
+                continue
+            t90 += 1
+            if created > self.cut_30d:
+                t30 += 1
+                if severe:
+                    severe_30 += 1
+                if created > self.cut_7d:
+                    t7 += 1
+            if ticket.reopens:
+                reopened += 1
+            if ticket.satisfaction is not None:
+                rated += 1
+                if ticket.satisfaction == "good":
+                    good += 1
+            topics.update(self._topics(ticket))
+            if pattern is not None:
+                for match in pattern.finditer(f"{ticket.subject}\n{ticket.description}"):
+                    competitors.add(match.group(1).lower())
+        values["tickets_7d"] = float(t7)
+        values["tickets_30d"] = float(t30)
+        values["tickets_90d"] = float(t90)
+        values["open_tickets"] = float(open_count)
+        values["high_severity_open"] = float(severe_open)
+        values["high_severity_30d"] = float(severe_30)
+        values["csat_pct"] = _pct(good, rated)
+        values["reopened_tickets_90d"] = float(reopened)
+        values["repeat_topics_90d"] = float(sum(1 for n in topics.values() if n >= 2))
+        values["competitor_mentioned"] = None if pattern is None else bool(competitors)
+        if competitors:
+            evidence["competitor_mentioned"] = ", ".join(sorted(competitors))
+        values["backlog_age_days"] = (
+            0.0 if oldest_open is None else round((as_of - oldest_open).total_seconds() / 86400.0, 1)
+        )
+
+    def _topics(self, ticket) -> Iterable[str]:
+        tags = {t.lower() for t in ticket.tags} - self.ignored_tags
+        if tags:
+            return tags
+        subject = re.sub(r"[^a-z ]+", " ", ticket.subject.lower())
+        normalised = " ".join(subject.split())
+        return (f"subject:{normalised}",) if normalised else ()
+
+    # ------------------------------------------------------------------------------- engagement
+
+    def _engagement(self, facts: AccountFacts, values: dict[str, SignalValue]) -> None:
+        as_of = self.as_of
+        held = no_show = cancelled = inbound = outbound = 0
+        qbr = False
+        last_touch: datetime | None = None
+        engaged: set[str] = set()
+        for activity in facts.activities:
+            at = activity.occurred_at
+            if at > as_of:
+                continue
+            kind = activity.kind
+            two_way = False
+            if kind == "email":
+                two_way = activity.direction == "inbound"
+                if at > self.cut_90d:
+                    if two_way:
+                        inbound += 1
+                    elif activity.direction == "outbound":
+                        outbound += 1
+            elif activity.outcome in _HELD_OUTCOMES:
+                two_way = True
+                if kind != "call" and at > self.cut_90d:
+                    held += 1
+                if kind == "qbr" and at > self.cut_qbr:
+                    qbr = True
+            elif at > self.cut_90d and kind != "call":
+                if activity.outcome == "no_show":
+                    no_show += 1
+                else:
+                    cancelled += 1
+            if two_way:
+                if last_touch is None or at > last_touch:
+                    last_touch = at
+                if at > self.cut_90d and activity.contact_id:
+                    engaged.add(activity.contact_id)
+        values["meetings_held_90d"] = float(held)
+        values["meetings_no_show_90d"] = float(no_show)
+        values["meetings_cancelled_90d"] = float(cancelled)
+        values["meeting_attendance_pct"] = _pct(held, held + no_show + cancelled)
+        values["qbr_attended"] = qbr
+        values["email_responses_90d"] = float(inbound)
+        rate = _pct(inbound, outbound)
+        values["email_response_rate_pct"] = None if rate is None else min(rate, 100.0)
+        if last_touch is not None:
+            values["days_since_two_way_touch"] = float((as_of - last_touch).days)
+        else:
+            # never touched: silent since the contract started, when that is known
+            start = values.get("days_since_contract_start")
+            values["days_since_two_way_touch"] = start if start is not None and start >= 0 else None
+        values["contacts_engaged_90d"] = float(len(engaged))
+        self._engaged_contacts = engaged
+
+    # ------------------------------------------------------------------------------ stakeholders
+
+    def _gone(self, contact) -> bool:
+        if contact.left_at is not None:
+            return contact.left_at <= self.as_of
+        return not contact.active
+
+    def _stakeholders(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
+        champion_present = sponsor_present = sponsor_engaged = False
+        left_recently: list[str] = []
+        changes_12m = 0
+        engaged = self._engaged_contacts
+        for contact in facts.contacts:
+            if not (contact.is_champion or contact.is_exec_sponsor):
+                continue
+            gone = self._gone(contact)
+            moved_at = max(
+                (t for t in (contact.left_at, contact.role_changed_at) if t is not None and t <= self.as_of),
+                default=None,
+            )
+            if moved_at is not None and moved_at > self.cut_365d:
+                changes_12m += 1
+            if contact.is_champion:
+                if not gone and not (contact.role_changed_at and contact.role_changed_at <= self.as_of):
+                    champion_present = True
+                if moved_at is not None and moved_at > self.cut_90d:
+                    left_recently.append(contact.email or contact.id)
+            if contact.is_exec_sponsor and not gone:
+                sponsor_present = True
+                if contact.id in engaged:
+                    sponsor_engaged = True
+        values["champion_present"] = champion_present
+        values["champion_left_90d"] = bool(left_recently)
+        if left_recently:
+            evidence["champion_left_90d"] = ", ".join(sorted(left_recently))
+        values["exec_sponsor_present"] = sponsor_present
+        values["exec_sponsor_engaged_90d"] = sponsor_engaged
+        values["stakeholder_changes_12m"] = float(changes_12m)
+
+    # ---------------------------------------------------------------------------------- contract
+
+    def _contract(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
+        account = facts.account
+        today = self.today
+        values["days_since_contract_start"] = (
+            float((today - account.contract_start).days) if account.contract_start else None
+        )
+        values["days_to_renewal"] = (
+            float((account.renewal_date - today).days) if account.renewal_date else None
+        )
+        values["acv"] = account.acv if account.acv is not None else account.arr
+        signed, stage = self._renewal_signed(facts)
+        values["renewal_signed"] = signed
+        if stage:
+            evidence["renewal_opportunity_stage"] = stage
+        year_ago = today - timedelta(days=365)
+        won = [
+            o for o in facts.opportunities
+            if o.kind == "expansion" and o.is_won and o.close_date is not None and year_ago < o.close_date <= today
+        ]
+        has_crm = "crm" in facts.covered
+        values["expansion_12m"] = bool(won) if has_crm else None
+        values["expansion_amount_12m"] = float(sum(o.amount or 0.0 for o in won)) if has_crm else None
+        if account.late_payments_12m is not None:
+            values["late_payments"] = float(account.late_payments_12m)
+        else:
+            late = _LATE_BY_STATUS.get(account.payment_status or "")
+            values["late_payments"] = None if late is None else float(late)
+        values["payment_failed"] = None if account.payment_status is None else account.payment_status == "failed"
+
+    def _renewal_signed(self, facts: AccountFacts) -> tuple[bool | None, str | None]:
+        """A won renewal opportunity closed by `as_of` for this renewal cycle beats the account flag,
+        because the flag is today's value while the opportunity is dated."""
+        account = facts.account
+        renewals = [o for o in facts.opportunities if o.kind == "renewal"]
+        cycle_start = account.renewal_date - timedelta(days=365) if account.renewal_date else None
+        latest_stage = None
+        for opp in sorted(renewals, key=lambda o: (o.close_date or self.today, o.id)):
+            if opp.created_at is not None and opp.created_at > self.as_of:
+                continue
+            latest_stage = opp.stage
+            if opp.is_won and opp.close_date is not None and opp.close_date <= self.today:
+                if cycle_start is None or opp.close_date > cycle_start:
+                    return True, opp.stage
+        if account.renewal_signed is not None:
+            return account.renewal_signed, latest_stage
+        if renewals:
+            return False, latest_stage
+        return None, None
+
+    # --------------------------------------------------------------------------------- sentiment
+
+    def _sentiment(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
+        latest = None
+        for response in facts.nps_responses:
+            if self.cut_365d < response.at <= self.as_of and (latest is None or response.at > latest.at):
+                latest = response
+        if latest is not None:
+            values["nps"] = float(latest.score)
+            evidence["nps"] = f"survey {latest.at.date().isoformat()}"
+        elif facts.account.nps is not None:
+            values["nps"] = float(facts.account.nps)
+            evidence["nps"] = "CRM field"
+        else:
+            values["nps"] = None
+
+
+def compute_signals(facts: AccountFacts, as_of: datetime, config: SignalConfig | None = None) -> Signals:
+    """One account's signals; for many accounts build a `SignalCalculator` once instead."""
+    return SignalCalculator(config or SignalConfig(), as_of).compute(facts)

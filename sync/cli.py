@@ -1,0 +1,85 @@
+"""The `healthsync` command line: one Typer app, commands registered from `sync/commands/*`."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import typer
+
+from connectors.base import ConfigError, HealthsyncError
+
+# Exit codes are part of the contract: scripts and systemd read them.
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_USAGE = 2
+
+# Each module in sync/commands/ exposes register(app); the order is the order in --help.
+COMMAND_MODULES = ("check", "db", "connectors", "pull", "identity", "score", "writeback", "daemon", "sandbox")
+
+app = typer.Typer(
+    name="healthsync",
+    help="Customer-health daemon: pull CRM, Zendesk and Mixpanel; score accounts; write back to the CRM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR."),
+    log_format: str = typer.Option("auto", "--log-format", help="auto (console on a TTY, JSON otherwise), json or console."),
+) -> None:
+    """healthsync: every score says why, nothing is written twice."""
+    from sync.logs import configure_logging
+
+    configure_logging(level=log_level, fmt=log_format)
+
+
+def _register_commands() -> None:
+    for name in COMMAND_MODULES:
+        module_name = f"sync.commands.{name}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        importlib.import_module(module_name).register(app)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: maps our error tree to exit codes and never shows a traceback for user mistakes."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    except HealthsyncError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return EXIT_RUNTIME
+    except typer.Exit as exc:
+        return exc.exit_code
+    except SystemExit as exc:  # click raises this for --help in some paths
+        return int(exc.code or 0)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        return 130
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return EXIT_USAGE
+        if isinstance(exc, click.exceptions.Abort):
+            return EXIT_RUNTIME
+        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (re-run with --log-level DEBUG for details)", err=True)
+        if "--log-level" in sys.argv and "DEBUG" in sys.argv:
+            raise
+        return EXIT_RUNTIME
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
