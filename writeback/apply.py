@@ -1,0 +1,122 @@
+"""The executor half of writeback: runs a Plan through a CrmWriter in batches and records each confirmed write.
+
+Order of operations is what makes it crash-safe: a write is recorded in the ledger only after the CRM
+confirmed it; tasks are looked up by their dedupe key in the CRM before any is created, so a task that
+was created just before a crash is adopted, not duplicated. A failed record is recorded as failed and
+retried next cycle; it never blocks the rest of its batch or the batches after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from writeback.base import CrmWriter, FieldUpdate, Ledger, Plan, TaskUpsert, WriteResult
+
+# Called after each batch with (phase, batch number); tests raise from it to simulate a crash.
+BatchHook = Callable[[str, int], None]
+
+
+@dataclass
+class ApplyReport:
+    fields_written: int = 0
+    fields_failed: int = 0
+    accounts_adopted: int = 0
+    tasks_created: int = 0
+    tasks_adopted: int = 0
+    tasks_failed: int = 0
+    write_calls: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.fields_failed and not self.tasks_failed
+
+
+def apply_plan(
+    plan: Plan,
+    writer: CrmWriter,
+    ledger: Ledger,
+    *,
+    now: datetime,
+    run_id: str,
+    after_batch: BatchHook | None = None,
+) -> ApplyReport:
+    """Execute `plan`; `now` stamps the ledger (the caller's clock, so replays are deterministic)."""
+    report = ApplyReport()
+    if plan.adopted:
+        ledger.record_field_writes(plan.crm, plan.adopted, at=now, run_id=run_id)
+        report.accounts_adopted = len(plan.adopted)
+    _apply_field_updates(plan, writer, ledger, report, now, run_id, after_batch)
+    _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch)
+    return report
+
+
+def _batches(items: Sequence, size: int) -> list[Sequence]:
+    return [items[i : i + size] for i in range(0, len(items), max(size, 1))]
+
+
+def _apply_field_updates(plan, writer, ledger, report, now, run_id, after_batch) -> None:
+    by_account = {u.account_id: u for u in plan.field_updates}
+    for number, batch in enumerate(_batches(plan.field_updates, writer.max_update_batch), start=1):
+        results = writer.update_accounts(batch)
+        report.write_calls += 1
+        confirmed: list[FieldUpdate] = []
+        for result in _in_request_order(batch, results, key=lambda u: u.account_id):
+            if result.status == "ok":
+                confirmed.append(by_account[result.key])
+            else:
+                report.fields_failed += 1
+                report.errors.append(f"account {result.key}: {result.error}")
+                ledger.record_field_failure(plan.crm, result.key, result.error or "failed", at=now, run_id=run_id)
+        if confirmed:
+            ledger.record_field_writes(plan.crm, confirmed, at=now, run_id=run_id)
+            report.fields_written += len(confirmed)
+        if after_batch:
+            after_batch("fields", number)
+
+
+def _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch) -> None:
+    if not plan.tasks:
+        return
+    existing = writer.find_tasks([t.dedupe_key for t in plan.tasks])
+    to_create: list[TaskUpsert] = []
+    for task in plan.tasks:
+        found = existing.get(task.dedupe_key)
+        if found is None:
+            to_create.append(task)
+            continue
+        status = "completed" if found.completed else "open"
+        closed = found.completed_at if found.completed else None
+        ledger.record_task(plan.crm, task, crm_task_id=found.crm_task_id, status=status, at=now, run_id=run_id)
+        if found.completed:
+            ledger.record_task_state(plan.crm, task.dedupe_key, status="completed", closed_at=closed,
+                                     cooldown_until=(closed or now) + timedelta(days=task.cooldown_days))
+        report.tasks_adopted += 1
+    by_key = {t.dedupe_key: t for t in to_create}
+    for number, batch in enumerate(_batches(to_create, writer.max_create_batch), start=1):
+        results = writer.create_tasks(batch)
+        report.write_calls += 1
+        for result in _in_request_order(batch, results, key=lambda t: t.dedupe_key):
+            task = by_key[result.key]
+            if result.status == "ok":
+                ledger.record_task(plan.crm, task, crm_task_id=result.crm_id, status="open", at=now, run_id=run_id)
+                report.tasks_created += 1
+            else:
+                ledger.record_task(plan.crm, task, crm_task_id=None, status="failed", at=now, run_id=run_id,
+                                   error=result.error)
+                report.tasks_failed += 1
+                report.errors.append(f"task {result.key}: {result.error}")
+        if after_batch:
+            after_batch("tasks", number)
+
+
+def _in_request_order(batch: Sequence, results: Sequence[WriteResult], key) -> list[WriteResult]:
+    """A writer must answer one result per record; a missing answer is a failure, never a silent success."""
+    answered = {r.key: r for r in results}
+    ordered = []
+    for item in batch:
+        k = key(item)
+        ordered.append(answered.get(k) or WriteResult(key=k, status="failed", error="no result from the CRM"))
+    return ordered

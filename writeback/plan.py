@@ -1,0 +1,275 @@
+"""The pure half of writeback: desired state vs what we last wrote and what the CRM holds → a Plan.
+
+No I/O, no clock: every input is a value, so `healthsync plan` can print exactly what `apply` will do,
+and a test can check the plan without a CRM. The rules encoded here are the product's promises:
+write only what changed, never write a field we don't own, never silently clobber a human's edit,
+one open task per (account, rule), and no re-creation inside a closed task's cooldown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from scoring.base import HealthResult, Intent
+from writeback.base import (
+    Conflict,
+    FieldUpdate,
+    FieldValue,
+    Plan,
+    RuleTaskState,
+    Suppressed,
+    TaskEntry,
+    TaskUpsert,
+    Unresolved,
+)
+
+# Logical names of the account fields healthsync can write; config maps each to a CRM field name.
+LOGICAL_FIELDS = (
+    "health_score",
+    "health_band",
+    "health_components",
+    "trend_7d",
+    "trend_30d",
+    "renewal_stage",
+    "days_to_renewal",
+    "segment",
+    "risk_signals",
+    "explanation",
+    "last_scored_at",
+)
+# Written only alongside a real change: otherwise every cycle would rewrite every account.
+PASSENGER_FIELDS = frozenset({"last_scored_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class WritebackPolicy:
+    """The writeback part of config, already resolved: logical field → CRM field, and who wins conflicts."""
+
+    field_names: Mapping[str, str]  # logical -> CRM field name (only fields listed here are written)
+    owned: frozenset[str]  # CRM field names we own; anything else is never written
+    we_win_conflicts: bool = False
+    text_limit: int = 1000
+
+    def crm_field(self, logical: str) -> str | None:
+        name = self.field_names.get(logical)
+        return name if name and name in self.owned else None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInputs:
+    """Everything the planner reads, gathered by the caller from the store and the ledger."""
+
+    crm: str
+    as_of: datetime
+    results: Sequence[HealthResult]
+    intents: Sequence[Intent]
+    last_written: Mapping[str, Mapping[str, FieldValue]]  # account id -> CRM field -> value we wrote
+    crm_current: Mapping[str, Mapping[str, FieldValue]]  # account id -> CRM field -> value pulled now
+    task_entries: Mapping[str, TaskEntry] = field(default_factory=dict)
+    rule_states: Mapping[tuple[str, str], RuleTaskState] = field(default_factory=dict)
+    users_by_email: Mapping[str, str] = field(default_factory=dict)
+
+
+def build_plan(inputs: PlanInputs, policy: WritebackPolicy) -> Plan:
+    """The whole diff, deterministic: sorted by account id and dedupe key."""
+    field_updates, adopted, conflicts = _plan_fields(inputs, policy)
+    tasks, suppressed, unresolved = _plan_tasks(inputs)
+    return Plan(
+        crm=inputs.crm,
+        as_of=inputs.as_of,
+        field_updates=tuple(field_updates),
+        tasks=tuple(tasks),
+        conflicts=tuple(conflicts),
+        unresolved=tuple(unresolved),
+        suppressed=tuple(suppressed),
+        adopted=tuple(adopted),
+    )
+
+
+# ----------------------------------------------------------------------------------------- fields
+
+
+def desired_fields(result: HealthResult, policy: WritebackPolicy, flags: Iterable[Intent] = ()) -> dict[str, FieldValue]:
+    """CRM field name → value we want on the account, for every owned, mapped field."""
+    logical: dict[str, FieldValue] = {
+        "health_score": result.score,
+        "health_band": result.band,
+        "health_components": _components_text(result),
+        "trend_7d": result.trend_7d,
+        "trend_30d": result.trend_30d,
+        "renewal_stage": result.renewal_stage,
+        "days_to_renewal": result.days_to_renewal,
+        "segment": result.segment,
+        "risk_signals": ", ".join(result.active_signals[:8]) or None,
+        "explanation": _truncate(result.explanation, policy.text_limit),
+        "last_scored_at": result.as_of.isoformat(timespec="seconds"),
+    }
+    desired = {}
+    for name, value in logical.items():
+        crm_name = policy.crm_field(name)
+        if crm_name:
+            desired[crm_name] = value
+    for flag in flags:
+        if flag.field_name and flag.field_name in policy.owned:
+            desired[flag.field_name] = flag.field_value
+    return desired
+
+
+def _plan_fields(inputs: PlanInputs, policy: WritebackPolicy):
+    flags_by_account: dict[str, list[Intent]] = {}
+    for intent in inputs.intents:
+        if intent.kind == "field_flag":
+            flags_by_account.setdefault(intent.account_id, []).append(intent)
+    passengers = {policy.crm_field(name) for name in PASSENGER_FIELDS} - {None}
+    updates, adopted, conflicts = [], [], []
+    for result in sorted(inputs.results, key=lambda r: r.account_id):
+        account = result.account_id
+        desired = desired_fields(result, policy, flags_by_account.get(account, ()))
+        last = inputs.last_written.get(account, {})
+        current = inputs.crm_current.get(account, {})
+        change, adopt, account_conflicts = _diff_account(account, desired, last, current, policy)
+        conflicts.extend(account_conflicts)
+        if any(name not in passengers for name in change):
+            for name in passengers:
+                if name in desired and name not in change:
+                    change[name] = desired[name]
+            updates.append(FieldUpdate(account, dict(sorted(change.items())),
+                                       {k: last.get(k) for k in sorted(change)}))
+        if adopt:
+            adopted.append(FieldUpdate(account, dict(sorted(adopt.items()))))
+    return updates, adopted, conflicts
+
+
+def _diff_account(account, desired, last, current, policy):
+    change: dict[str, FieldValue] = {}
+    adopt: dict[str, FieldValue] = {}
+    conflicts: list[Conflict] = []
+    for name, want in desired.items():
+        ours = last.get(name, _MISSING)
+        theirs = current.get(name, _MISSING)
+        human_edited = ours is not _MISSING and theirs is not _MISSING and not same_value(ours, theirs)
+        if human_edited:
+            if same_value(theirs, want):
+                adopt[name] = want  # the human set what we wanted anyway: nothing to write
+                continue
+            action = "overwrote" if policy.we_win_conflicts else "kept_theirs"
+            conflicts.append(Conflict(account, name, ours, theirs, action))
+            if policy.we_win_conflicts:
+                change[name] = want
+            continue
+        if ours is not _MISSING and same_value(ours, want):
+            continue
+        if ours is _MISSING and theirs is not _MISSING and same_value(theirs, want):
+            adopt[name] = want  # already in the CRM (e.g. written just before a crash): record, don't rewrite
+            continue
+        change[name] = want
+    return change, adopt, conflicts
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def same_value(a: FieldValue, b: FieldValue) -> bool:
+    """CRMs hand values back in their own types (HubSpot: strings; Salesforce: 72.0 for 72): compare normalised."""
+    return normalise(a) == normalise(b)
+
+
+def normalise(value: FieldValue) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return _number_text(float(value))
+    text = str(value).strip()
+    try:
+        return _number_text(float(text))
+    except ValueError:
+        return text
+
+
+def _number_text(number: float) -> str:
+    return str(int(number)) if number.is_integer() else f"{number:.4f}".rstrip("0").rstrip(".")
+
+
+def _components_text(result: HealthResult) -> str:
+    parts = [f"{c.name} {round(c.score)}" for c in result.components if c.score is not None]
+    return " · ".join(parts)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------- tasks
+
+
+def _plan_tasks(inputs: PlanInputs):
+    tasks, suppressed, unresolved = [], [], []
+    seen: set[str] = set()
+    for intent in sorted(inputs.intents, key=lambda i: i.dedupe_key):
+        if intent.kind == "field_flag" or intent.dedupe_key in seen:
+            continue
+        seen.add(intent.dedupe_key)
+        reason = _suppression(intent, inputs)
+        if reason:
+            suppressed.append(Suppressed(intent.dedupe_key, reason))
+            continue
+        owner_id, problem = _resolve_owner(intent, inputs.users_by_email)
+        if problem:
+            unresolved.append(Unresolved(intent.dedupe_key, intent.account_id, intent.rule_id, problem))
+            continue
+        tasks.append(_task_from_intent(intent, owner_id))
+    return tasks, suppressed, unresolved
+
+
+def _suppression(intent: Intent, inputs: PlanInputs) -> str | None:
+    entry = inputs.task_entries.get(intent.dedupe_key)
+    if entry is not None and entry.status in ("open", "completed"):
+        return f"task already {entry.status} for this window"
+    if entry is not None and entry.status == "pending" and entry.crm_task_id:
+        return "task already created"
+    state = inputs.rule_states.get((intent.account_id, intent.rule_id))
+    if state is None:
+        return None
+    if state.open_dedupe_key and state.open_dedupe_key != intent.dedupe_key:
+        return f"an earlier task for this rule is still open ({state.open_dedupe_key})"
+    if state.cooldown_until is not None and state.cooldown_until > inputs.as_of:
+        return f"in cooldown until {state.cooldown_until.date().isoformat()}"
+    return None
+
+
+def _resolve_owner(intent: Intent, users_by_email: Mapping[str, str]) -> tuple[str | None, str | None]:
+    owner = intent.owner
+    if owner.kind == "account_owner":
+        if owner.owner_id:
+            return owner.owner_id, None
+        return None, "the account has no owner in the CRM"
+    email = (owner.email or "").lower()
+    user_id = users_by_email.get(email)
+    if user_id:
+        return user_id, None
+    return None, f"no active CRM user with email {email or '(none configured)'}"
+
+
+def _task_from_intent(intent: Intent, owner_id: str | None) -> TaskUpsert:
+    return TaskUpsert(
+        dedupe_key=intent.dedupe_key,
+        account_id=intent.account_id,
+        rule_id=intent.rule_id,
+        kind="escalation" if intent.kind == "escalation" else "task",
+        subject=intent.subject,
+        body=intent.body,
+        owner_id=owner_id,
+        owner_email=intent.owner.email,
+        due_date=intent.due_at.date(),
+        priority=intent.priority,
+        cooldown_days=intent.cooldown_days,
+    )
