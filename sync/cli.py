@@ -50,35 +50,44 @@ _register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry: maps our error tree to exit codes and never shows a traceback for user mistakes."""
+    """Console-script entry: maps our error tree to exit codes and never shows a traceback for user mistakes.
+
+    Typer runs in standalone mode, so it prints usage errors itself and exits 2; our own errors come
+    out of the command untouched and are mapped here.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        return _exit_code(exc.code)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_USAGE
     except HealthsyncError as exc:
         typer.echo(f"error: {exc}", err=True)
         return EXIT_RUNTIME
-    except typer.Exit as exc:
-        return exc.exit_code
-    except SystemExit as exc:  # click raises this for --help in some paths
-        return int(exc.code or 0)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return EXIT_USAGE
-        if isinstance(exc, click.exceptions.Abort):
-            return EXIT_RUNTIME
+    except Exception as exc:  # a bug, not a user mistake: one line, and the traceback only when asked for
         typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (re-run with --log-level DEBUG for details)", err=True)
-        if "--log-level" in sys.argv and "DEBUG" in sys.argv:
+        if _debug_requested(argv):
             raise
         return EXIT_RUNTIME
     return EXIT_OK
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return EXIT_OK
+    if isinstance(code, int):
+        return code
+    typer.echo(str(code), err=True)
+    return EXIT_RUNTIME
+
+
+def _debug_requested(argv: list[str] | None) -> bool:
+    args = sys.argv[1:] if argv is None else argv
+    return any(a == "DEBUG" or a == "--log-level=DEBUG" for a in args)
 
 
 if __name__ == "__main__":
