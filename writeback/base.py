@@ -17,9 +17,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Literal, Protocol
 
+from connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
+
+__all__ = ["CrmTaskState", "FieldSpec", "SetupOutcome", "WriteResult"]
+
 FieldValue = str | int | float | bool | None
 TaskKind = Literal["task", "escalation"]
-WriteStatus = Literal["ok", "failed"]
 
 
 # ----------------------------------------------------------------------------------------- plan values
@@ -150,24 +153,10 @@ class Ledger(Protocol):
 # ----------------------------------------------------------------------------------------- CRM writer
 
 
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    """The CRM's answer for one record of a batch, in request order."""
-
-    key: str  # account id for field updates, dedupe key for tasks
-    status: WriteStatus
-    crm_id: str | None = None
-    error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CrmTaskState:
-    """A task as the CRM holds it now, found by our dedupe key."""
 
-    dedupe_key: str
-    crm_task_id: str
-    completed: bool
-    completed_at: datetime | None
+
 
 
 class CrmWriter(Protocol):
@@ -197,22 +186,10 @@ class CrmWriter(Protocol):
 # ----------------------------------------------------------------------------------------- setup (custom fields)
 
 
-@dataclass(frozen=True, slots=True)
-class FieldSpec:
-    """One custom field / property we need in the CRM."""
-
-    object: Literal["account", "task"]
-    name: str  # CRM API name (Salesforce `Health_Score__c`, HubSpot `healthsync_score`)
-    label: str
-    type: Literal["number", "text", "long_text", "datetime"]
-    description: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SetupOutcome:
-    spec: FieldSpec
-    status: Literal["existed", "created", "failed"]
-    detail: str = ""  # for failures: the permission or edition that is missing
+
+
 
 
 class SchemaWriter(Protocol):
