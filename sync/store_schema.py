@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
+
+from sync.store_json import dumps_json
 
 # Named constraints so Alembic can alter them later (SQLite batch mode needs names).
 NAMING_CONVENTION = {
@@ -19,7 +23,7 @@ NAMING_CONVENTION = {
 
 IDENTITY_METHODS = ("external_id", "domain", "group_key", "email_domain")
 IDENTITY_STATUSES = ("matched", "unmatched", "ambiguous")
-WRITE_STATUSES = ("ok", "pending", "failed")
+WRITE_STATUSES = ("ok", "failed")
 TASK_STATUSES = ("pending", "open", "completed", "failed")
 RUN_STATUSES = ("running", "ok", "partial", "failed")
 
@@ -40,7 +44,9 @@ class UtcDateTime(sa.TypeDecorator):
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime, got {type(value).__name__}")
         if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value.isoformat()} refused: pass a timezone-aware (UTC) datetime")
+            raise ValueError(
+                f"naive datetime {value.isoformat()} refused: pass a timezone-aware (UTC) datetime"
+            )
         value = value.astimezone(UTC)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
@@ -52,9 +58,23 @@ class UtcDateTime(sa.TypeDecorator):
         return value.astimezone(UTC)
 
 
-def json_type() -> sa.types.TypeEngine:
-    """JSON everywhere, JSONB on PostgreSQL (indexable, compact)."""
-    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+class JsonValue(sa.TypeDecorator):
+    """JSON (JSONB on PostgreSQL), encoded by `dumps_json` before it reaches the driver.
+
+    Encoding here rather than in the driver means a value that cannot be stored fails the same way
+    (sqlalchemy StatementError, before anything is sent) on both backends.
+    """
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return None if value is None else json.loads(dumps_json(value))
 
 
 def _choice(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
@@ -74,8 +94,8 @@ records = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=True),  # the source's modstamp
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("deleted_at", UtcDateTime, nullable=True),
-    sa.Column("data", json_type(), nullable=False),  # canonical fields
-    sa.Column("raw", json_type(), nullable=True),  # source payload, so a new field map can be re-applied
+    sa.Column("data", JsonValue, nullable=False),  # canonical fields
+    sa.Column("raw", JsonValue, nullable=True),  # source payload, so a new field map can be re-applied
     sa.Column("first_seen_run", sa.String, nullable=True),
     sa.Column("first_seen_at", UtcDateTime, nullable=False),
     sa.Column("last_seen_at", UtcDateTime, nullable=False),
@@ -94,8 +114,8 @@ usage_daily = sa.Table(
     sa.Column("core_actions", sa.Integer, nullable=False),
     sa.Column("login_users", sa.Integer, nullable=False),
     sa.Column("value_events", sa.Integer, nullable=False),
-    sa.Column("features_used", json_type(), nullable=False),
-    sa.Column("user_ids", json_type(), nullable=False),
+    sa.Column("features_used", JsonValue, nullable=False),
+    sa.Column("user_ids", JsonValue, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index(None, "source", "day"),
 )
@@ -105,7 +125,7 @@ stream_state = sa.Table(
     metadata,
     sa.Column("source", sa.String, primary_key=True),
     sa.Column("stream", sa.String, primary_key=True),
-    sa.Column("state", json_type(), nullable=False),
+    sa.Column("state", JsonValue, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),  # format version of `state`, owned by the caller
     sa.Column("revision", sa.Integer, nullable=False),  # bumped on every write, owned by the store
     sa.Column("updated_at", UtcDateTime, nullable=False),
@@ -119,7 +139,7 @@ identity_links = sa.Table(
     sa.Column("account_id", sa.String, nullable=True),
     sa.Column("method", sa.String, nullable=True),
     sa.Column("status", sa.String, nullable=False),
-    sa.Column("candidates", json_type(), nullable=False),
+    sa.Column("candidates", JsonValue, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     _choice("method", IDENTITY_METHODS, "method"),
     _choice("status", IDENTITY_STATUSES, "status"),
@@ -133,8 +153,8 @@ score_history = sa.Table(
     sa.Column("as_of", UtcDateTime, primary_key=True),
     sa.Column("score", sa.Integer, nullable=False),
     sa.Column("band", sa.String, nullable=False),
-    sa.Column("components", json_type(), nullable=False),
-    sa.Column("result", json_type(), nullable=False),
+    sa.Column("components", JsonValue, nullable=False),
+    sa.Column("result", JsonValue, nullable=False),
     sa.Column("model", sa.String, nullable=False),
     sa.Column("run_id", sa.String, nullable=True),
     sa.Index(None, "as_of"),
@@ -147,14 +167,23 @@ writeback_ledger = sa.Table(
     sa.Column("object", sa.String, primary_key=True),
     sa.Column("record_id", sa.String, primary_key=True),
     sa.Column("field", sa.String, primary_key=True),
-    sa.Column("value", json_type(), nullable=True),  # last value the CRM confirmed
-    sa.Column("written_at", UtcDateTime, nullable=True),  # NULL: never confirmed
+    sa.Column("value", JsonValue, nullable=True),  # the value the CRM confirmed (JSON null: we cleared it)
+    sa.Column("written_at", UtcDateTime, nullable=False),
     sa.Column("run_id", sa.String, nullable=True),
+)
+
+writeback_status = sa.Table(
+    "writeback_status",
+    metadata,
+    sa.Column("crm", sa.String, primary_key=True),
+    sa.Column("object", sa.String, primary_key=True),
+    sa.Column("record_id", sa.String, primary_key=True),
     sa.Column("status", sa.String, nullable=False),
-    sa.Column("desired", json_type(), nullable=True),  # value being written while pending/failed
-    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # failures since the last success
     sa.Column("last_error", sa.Text, nullable=True),
-    sa.Column("last_attempt_at", UtcDateTime, nullable=True),
+    sa.Column("last_attempt_at", UtcDateTime, nullable=False),
+    sa.Column("last_success_at", UtcDateTime, nullable=True),
+    sa.Column("run_id", sa.String, nullable=True),
     _choice("status", WRITE_STATUSES, "status"),
     sa.Index(None, "crm", "status"),
 )
@@ -168,15 +197,16 @@ task_ledger = sa.Table(
     sa.Column("account_id", sa.String, nullable=False),
     sa.Column("rule_id", sa.String, nullable=False),
     sa.Column("status", sa.String, nullable=False),
-    sa.Column("payload", json_type(), nullable=False),
+    sa.Column("payload", JsonValue, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Column("closed_at", UtcDateTime, nullable=True),
     sa.Column("cooldown_until", UtcDateTime, nullable=True),
+    sa.Column("run_id", sa.String, nullable=True),
     _choice("status", TASK_STATUSES, "status"),
-    sa.Index(None, "account_id", "rule_id"),
+    sa.Index(None, "crm", "account_id", "rule_id"),
     sa.Index(None, "status"),
     sa.Index(None, "crm", "crm_task_id", unique=True),
 )
@@ -189,7 +219,7 @@ runs = sa.Table(
     sa.Column("status", sa.String, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("finished_at", UtcDateTime, nullable=True),
-    sa.Column("steps", json_type(), nullable=False),  # {step: {counts, duration_s, api_calls, errors}}
+    sa.Column("steps", JsonValue, nullable=False),  # {step: {counts, duration_s, api_calls, errors}}
     sa.Column("error", sa.Text, nullable=True),
     _choice("status", RUN_STATUSES, "status"),
     sa.Index(None, "kind", "started_at"),

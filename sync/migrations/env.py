@@ -8,7 +8,9 @@ from alembic import context
 # `alembic` CLI by hand is not supported: use `healthsync db upgrade` instead.
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("the healthsync migrations run through `healthsync db upgrade` (no connection was given)")
+    raise RuntimeError(
+        "the healthsync migrations run through `healthsync db upgrade` (no connection was given)"
+    )
 
 context.configure(
     connection=connection,

@@ -1,4 +1,4 @@
-"""Initial store schema: records, usage, stream state, identity, scores, ledgers, runs, source status.
+"""Initial store schema: records, usage, stream state, identity, scores, writeback and task ledgers, runs, sources.
 
 Revision ID: 0001_initial
 Revises:
@@ -117,17 +117,26 @@ def upgrade() -> None:
         sa.Column("record_id", sa.String, nullable=False),
         sa.Column("field", sa.String, nullable=False),
         sa.Column("value", _json(), nullable=True),
-        _ts("written_at"),
+        _ts("written_at", nullable=False),
         sa.Column("run_id", sa.String, nullable=True),
+        sa.PrimaryKeyConstraint("crm", "object", "record_id", "field", name="pk_writeback_ledger"),
+    )
+
+    op.create_table(
+        "writeback_status",
+        sa.Column("crm", sa.String, nullable=False),
+        sa.Column("object", sa.String, nullable=False),
+        sa.Column("record_id", sa.String, nullable=False),
         sa.Column("status", sa.String, nullable=False),
-        sa.Column("desired", _json(), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_error", sa.Text, nullable=True),
-        _ts("last_attempt_at"),
-        sa.PrimaryKeyConstraint("crm", "object", "record_id", "field", name="pk_writeback_ledger"),
-        _check("ck_writeback_ledger_status", "status", ("ok", "pending", "failed")),
+        _ts("last_attempt_at", nullable=False),
+        _ts("last_success_at"),
+        sa.Column("run_id", sa.String, nullable=True),
+        sa.PrimaryKeyConstraint("crm", "object", "record_id", name="pk_writeback_status"),
+        _check("ck_writeback_status_status", "status", ("ok", "failed")),
     )
-    op.create_index("ix_writeback_ledger_crm_status", "writeback_ledger", ["crm", "status"])
+    op.create_index("ix_writeback_status_crm_status", "writeback_status", ["crm", "status"])
 
     op.create_table(
         "task_ledger",
@@ -144,10 +153,11 @@ def upgrade() -> None:
         _ts("updated_at", nullable=False),
         _ts("closed_at"),
         _ts("cooldown_until"),
+        sa.Column("run_id", sa.String, nullable=True),
         sa.PrimaryKeyConstraint("dedupe_key", name="pk_task_ledger"),
         _check("ck_task_ledger_status", "status", ("pending", "open", "completed", "failed")),
     )
-    op.create_index("ix_task_ledger_account_id_rule_id", "task_ledger", ["account_id", "rule_id"])
+    op.create_index("ix_task_ledger_crm_account_id_rule_id", "task_ledger", ["crm", "account_id", "rule_id"])
     op.create_index("ix_task_ledger_status", "task_ledger", ["status"])
     op.create_index("ix_task_ledger_crm_crm_task_id", "task_ledger", ["crm", "crm_task_id"], unique=True)
 
@@ -185,6 +195,7 @@ def downgrade() -> None:
         "source_status",
         "runs",
         "task_ledger",
+        "writeback_status",
         "writeback_ledger",
         "score_history",
         "identity_links",
