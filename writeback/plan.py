@@ -29,13 +29,13 @@ from writeback.base import (
 LOGICAL_FIELDS = (
     "health_score",
     "health_band",
-    "health_components",
+    "component_scores",
     "trend_7d",
     "trend_30d",
     "renewal_stage",
     "days_to_renewal",
     "segment",
-    "risk_signals",
+    "top_risks",
     "explanation",
     "last_scored_at",
 )
@@ -96,13 +96,13 @@ def desired_fields(result: HealthResult, policy: WritebackPolicy, flags: Iterabl
     logical: dict[str, FieldValue] = {
         "health_score": result.score,
         "health_band": result.band,
-        "health_components": _components_text(result),
+        "component_scores": _components_text(result),
         "trend_7d": result.trend_7d,
         "trend_30d": result.trend_30d,
         "renewal_stage": result.renewal_stage,
         "days_to_renewal": result.days_to_renewal,
         "segment": result.segment,
-        "risk_signals": ", ".join(result.active_signals[:8]) or None,
+        "top_risks": ", ".join(result.active_signals[:8]) or None,
         "explanation": _truncate(result.explanation, policy.text_limit),
         "last_scored_at": result.as_of.isoformat(timespec="seconds"),
     }

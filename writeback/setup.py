@@ -14,13 +14,13 @@ from writeback.base import FieldSpec, SchemaWriter, SetupOutcome
 ACCOUNT_FIELDS: Mapping[str, tuple[str, str, str]] = {
     "health_score": ("Health Score", "number", "healthsync health score, 0-100"),
     "health_band": ("Health Band", "text", "healthsync band, e.g. healthy / at-risk / critical"),
-    "health_components": ("Health Components", "text", "score of each health component"),
+    "component_scores": ("Health Components", "text", "score of each health component"),
     "trend_7d": ("Health Trend 7d", "number", "score change over 7 days"),
     "trend_30d": ("Health Trend 30d", "number", "score change over 30 days"),
     "renewal_stage": ("Renewal Stage", "text", "engage / propose / negotiate / escalate / renewed / lapsed"),
     "days_to_renewal": ("Days to Renewal", "number", "days until the renewal date"),
     "segment": ("CS Segment", "text", "segment by ACV"),
-    "risk_signals": ("Risk Signals", "text", "active risk and expansion signals"),
+    "top_risks": ("Risk Signals", "text", "active risk and expansion signals"),
     "explanation": ("Health Explanation", "long_text", "why the score is what it is"),
     "last_scored_at": ("Last Scored At", "datetime", "when healthsync last changed these values"),
 }

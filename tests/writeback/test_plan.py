@@ -15,7 +15,7 @@ POLICY = WritebackPolicy(
 
 
 def result(account="001A", score=72, band="healthy"):
-    return HealthResult(account_id=account, as_of=AS_OF, score=score, band=band, components=(), measures=(),
+    return HealthResult(account_id=account, as_of=AS_OF, score=score, band=band, component_rows=(), measure_rows=(),
                         trend_7d=None, trend_30d=None, renewal_stage=None, days_to_renewal=None,
                         segment="smb", insufficient_data=False, coverage=1.0, active_signals=(), explanation="x")
 
