@@ -1,0 +1,118 @@
+"""`healthsync sandbox`: run the offline emulators of Salesforce/HubSpot, Zendesk and Mixpanel, and list the
+planted scenarios of the synthetic book they serve."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+
+import typer
+
+from connectors.base import ConfigError
+from sandbox.scenarios import PLANTED
+
+_CRM_HELP = "Which CRM the book is served as: salesforce or hubspot."
+_ACCOUNTS_HELP = f"Accounts in the synthetic book (the planted scenarios need at least {len(PLANTED)})."
+
+
+def register(app: typer.Typer) -> None:
+    sandbox_app = typer.Typer(help="The offline sandbox: local emulators of the four APIs with a synthetic book.",
+                              no_args_is_help=True)
+    sandbox_app.command("serve")(serve)
+    sandbox_app.command("scenarios")(scenarios)
+    app.add_typer(sandbox_app, name="sandbox")
+
+
+def _checked(accounts: int, crm: str, time_scale: float = 1.0, ports: tuple[int, ...] = ()) -> str:
+    from sandbox.app import CRMS
+    from sandbox.portfolio import MIN_SIZE
+
+    crm = crm.strip().lower()
+    if crm not in CRMS:
+        raise ConfigError(f"--crm must be one of {', '.join(CRMS)} (got {crm!r})")
+    if accounts < MIN_SIZE:
+        raise ConfigError(f"--accounts must be at least {MIN_SIZE} so every planted scenario fits (got {accounts})")
+    if time_scale <= 0:
+        raise ConfigError(f"--time-scale must be a positive number (got {time_scale}); 60 makes a minute last 1 s")
+    for port in ports:
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"port {port} is out of range; use 1-65535, or 0 to let the system pick one")
+    return crm
+
+
+def serve(
+    accounts: int = typer.Option(200, "--accounts", help=_ACCOUNTS_HELP),
+    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book (same seed, same book)."),
+    crm: str = typer.Option("salesforce", "--crm", help=_CRM_HELP),
+    port: int = typer.Option(0, "--port", help="Plain-HTTP port (0: any free port)."),
+    tls_port: int = typer.Option(0, "--tls-port", help="TLS port (0: any free port)."),
+    time_scale: float = typer.Option(1.0, "--time-scale", help="Shrink rate-limit windows by this factor."),
+) -> None:
+    """Serve the emulators until SIGTERM or Ctrl-C; print one JSON line with the connection details."""
+    import structlog
+
+    from sandbox.app import build_sandbox, connection_info
+
+    crm = _checked(accounts, crm, time_scale, (port, tls_port))
+    log = structlog.get_logger("healthsync.sandbox")
+    try:
+        server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=time_scale, tls_port=tls_port,
+                               http_port=port)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on 127.0.0.1 (--port {port}, --tls-port {tls_port}): {exc.strerror or exc}; "
+                          "pick free ports or pass 0") from exc
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        sys.stdout.write(json.dumps(connection_info(server)) + "\n")
+        sys.stdout.flush()
+        log.info("sandbox serving", https=server.https_url, http=server.http_url, crm=crm, accounts=accounts,
+                 seed=seed, emulators=[e.name for e in server.emulators])
+        while not stop.wait(0.5):
+            pass
+        log.info("sandbox stopping")
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def scenarios(
+    accounts: int = typer.Option(200, "--accounts", help=_ACCOUNTS_HELP),
+    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book."),
+    crm: str = typer.Option("salesforce", "--crm", help=_CRM_HELP),
+    table: bool = typer.Option(False, "--table", help="A readable table instead of JSON."),
+) -> None:
+    """Print the planted-scenario manifest: for every playbook rule, the accounts that must fire it and the
+    controls that must not (ids of both CRMs, and why)."""
+    from sandbox.portfolio import generate_portfolio
+    from sandbox.scenarios import scenario_manifest
+
+    crm = _checked(accounts, crm)
+    as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    manifest = scenario_manifest(generate_portfolio(seed, accounts, as_of), crm=crm)
+    if table:
+        _print_table(manifest)
+    else:
+        sys.stdout.write(json.dumps(manifest, indent=2) + "\n")
+
+
+def _print_table(manifest: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    grid = Table(title=f"Planted scenarios (seed {manifest['seed']}, {manifest['size']} accounts, "
+                       f"{manifest['crm']})", show_lines=False)
+    for column in ("rule", "role", "account", "crm id", "name", "why"):
+        grid.add_column(column, overflow="fold")
+    for rule in manifest["rules"]:
+        for role, entries in (("fires", manifest["scenarios"].get(rule, [])),
+                              ("control", manifest["controls"].get(rule, []))):
+            for entry in entries:
+                grid.add_row(rule, role, entry["account_key"], entry["crm_id"], entry["name"], entry["reason"])
+    for entry in manifest["controls"].get("__none__", []):
+        grid.add_row("(any)", "clean", entry["account_key"], entry["crm_id"], entry["name"], entry["reason"])
+    Console(width=200).print(grid)
