@@ -1,0 +1,41 @@
+"""`healthsync run` in its own process with a fake `sync.pipeline` installed, for test_run_command.py.
+
+usage: fake_pipeline_run.py MODE ARGS...   MODE: ok (quick ok cycles) | stuck (a cycle that ignores stop)
+Sets the stop grace period to 1 s so a stuck cycle is given up on quickly.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+from datetime import datetime
+
+import sync.daemon
+from sync.daemon import CycleOutcome, SourceOutcome
+
+
+def build_cycle(settings, store):
+    mode = sys.argv[1]
+
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+        print("cycle-start", flush=True)
+        if mode == "stuck":
+            time.sleep(60)  # ignores stop, as a hung network call would
+        sources = {"hubspot": SourceOutcome(ok=True, records_pulled=42, api_calls=5)}
+        return CycleOutcome(status="ok", full=full, started_at=as_of, sources=sources, accounts_by_band={"green": 3})
+
+    return cycle
+
+
+def main() -> int:
+    sync.daemon.DEFAULT_STOP_GRACE_S = 1.0
+    sys.modules["sync.pipeline"] = types.SimpleNamespace(build_cycle=build_cycle)  # type: ignore[assignment]
+    from sync.cli import main as cli_main
+
+    return cli_main(sys.argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
