@@ -16,7 +16,9 @@ EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
 # Each module in sync/commands/ exposes register(app); the order is the order in --help.
-COMMAND_MODULES = ("check", "db", "connectors", "pull", "identity", "score", "writeback", "daemon", "sandbox")
+COMMAND_MODULES = (
+    "check", "db", "connectors", "pull", "identity", "score", "writeback", "daemon", "demo", "sandbox",
+)
 
 app = typer.Typer(
     name="healthsync",

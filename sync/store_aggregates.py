@@ -147,6 +147,16 @@ class AggregateOps(StoreOps):
         with self._read() as conn:
             return [ScoreRow(**row) for row in conn.execute(query.order_by(c.as_of)).mappings()]
 
+    def score_histories(self, *, since: datetime, until: datetime) -> dict[str, list[ScoreRow]]:
+        """Every account's scores in [since, until], oldest first: one query for a whole cycle's trends."""
+        c = t.score_history.c
+        query = sa.select(t.score_history).where(c.as_of >= since, c.as_of <= until).order_by(c.account_id, c.as_of)
+        out: dict[str, list[ScoreRow]] = {}
+        with self._read() as conn:
+            for row in conn.execute(query).mappings():
+                out.setdefault(row["account_id"], []).append(ScoreRow(**row))
+        return out
+
     def scores_at(self, when: datetime, account_ids: Sequence[str] | None = None) -> dict[str, ScoreRow]:
         """Each account's latest score at or before `when` (the baseline for 7/30-day trends)."""
         c = t.score_history.c

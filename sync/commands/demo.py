@@ -1,0 +1,247 @@
+"""`healthsync demo` (what `make demo` runs): the whole product against the offline sandbox, start to finish.
+
+It starts the four emulators with a synthetic book, writes a config pointing at them, creates our CRM
+fields, runs a full cycle, lets a week of changes happen in the emulators, runs an incremental cycle, and
+prints what a CS team would see — read back from the emulated CRM, not from our own ledger.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import typer
+import yaml
+from rich.panel import Panel
+from rich.table import Table
+
+from config.loader import load_config
+from sync.commands.common import console
+from sync.pipeline import CycleReport, run_cycle
+from sync.runtime import build_context
+from sync.store import Store
+from writeback.setup import required_fields, run_setup
+
+BAND_COLOURS = {"healthy": "green", "at-risk": "yellow", "critical": "red"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    accounts: int = typer.Option(200, "--accounts", help="Accounts in the synthetic book (44 or more)."),
+    crm: str = typer.Option("salesforce", "--crm", help="Which CRM to emulate: salesforce or hubspot."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book (same seed, same book)."),
+) -> None:
+    """Run healthsync end to end against the offline sandbox and show the result."""
+    from sandbox.app import build_sandbox
+
+    if crm not in ("salesforce", "hubspot"):
+        raise typer.BadParameter("choose salesforce or hubspot", param_hint="--crm")
+    started = time.monotonic()
+    console.print(Panel.fit("[bold]healthsync demo[/] — offline sandbox: emulated "
+                            f"{'Salesforce' if crm == 'salesforce' else 'HubSpot'}, Zendesk and Mixpanel, "
+                            f"{accounts} synthetic accounts"))
+    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=60.0)
+    with server, tempfile.TemporaryDirectory(prefix="healthsync-demo-") as workdir:
+        settings = load_config(*demo_config(server, crm, Path(workdir)))
+        store = Store.open(settings.store.resolved_url)
+        try:
+            ctx = build_context(settings, store, now=server.clock.now)
+            _setup(ctx, settings)
+            first = _cycle(ctx, server, full=True, title="Full cycle (first run)")
+            from sandbox.changes import simulate_week
+
+            changes = simulate_week(server, server.portfolio, seed)
+            console.print(f"[dim]A week passes in the emulators: {len(changes)} changes (edits, a signed renewal, "
+                          "a champion leaving, new tickets, a deleted contact, a week of product events).[/]")
+            second = _cycle(ctx, server, full=False, title="Incremental cycle (a week later)")
+            _show(ctx, server, second, first)
+        finally:
+            store.close()
+    console.print(f"\n[bold]Done in {time.monotonic() - started:.1f}s.[/] " + NEXT_STEPS)
+
+
+NEXT_STEPS = (
+    "To point healthsync at a real org: copy config/example.yaml, set crm.kind and its auth, export the secrets "
+    "it names, then run `healthsync check`, `healthsync connectors test`, `healthsync setup`, `healthsync plan` "
+    "and, when the plan looks right, `healthsync run` (set writeback.dry_run: false to write)."
+)
+
+
+def demo_config(server, crm: str, workdir: Path) -> tuple[Path, dict[str, str]]:
+    """A config file for the sandbox and the environment holding its (demo) secrets."""
+    from sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES, VALUE_EVENTS
+    from sandbox.credentials import DEMO
+    from sandbox.naming import COMPETITORS
+
+    env = {
+        "DEMO_SF_PASSWORD": DEMO.salesforce.password,
+        "DEMO_SF_TOKEN": DEMO.salesforce.security_token,
+        "DEMO_HUBSPOT_TOKEN": DEMO.hubspot.access_token,
+        "DEMO_ZENDESK_TOKEN": DEMO.zendesk.token,
+        "DEMO_MIXPANEL_SECRET": DEMO.mixpanel.service_account_secret,
+    }
+    crm_block = {"kind": crm}
+    if crm == "salesforce":
+        crm_block["salesforce"] = {"auth": {"mode": "password", "username": DEMO.salesforce.username,
+                                            "password": "${DEMO_SF_PASSWORD}", "security_token": "${DEMO_SF_TOKEN}"}}
+    else:
+        crm_block["hubspot"] = {"auth": {"mode": "private_app", "access_token": "${DEMO_HUBSPOT_TOKEN}"}}
+    features = sorted({f for fs in PLAN_FEATURES.values() for f in fs})
+    config = {
+        "crm": crm_block,
+        "zendesk": {"subdomain": DEMO.zendesk.subdomain,
+                    "auth": {"mode": "api_token", "email": DEMO.zendesk.email, "token": "${DEMO_ZENDESK_TOKEN}"},
+                    "competitor_words": list(COMPETITORS)},
+        "mixpanel": {"project_id": DEMO.mixpanel.project_id,
+                     "service_account": {"username": DEMO.mixpanel.service_account_username,
+                                         "secret": "${DEMO_MIXPANEL_SECRET}"},
+                     "login_event": "login", "core_action_events": list(CORE_ACTION_EVENTS),
+                     "feature_events": features, "first_value_event": VALUE_EVENTS[0],
+                     "plan_features": {k: list(v) for k, v in PLAN_FEATURES.items()}},
+        "store": {"data_dir": str(workdir)},
+        "writeback": {"dry_run": False},
+        "limits": {"zendesk": {"incremental_per_minute": 30}},
+        "sandbox": {"salesforce_url": server.https_url, "hubspot_url": server.http_url,
+                    "zendesk_url": server.https_url, "mixpanel_url": server.http_url,
+                    "ca_file": str(server.ca_path)},
+    }
+    path = workdir / "healthsync.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, env
+
+
+def _setup(ctx, settings) -> None:
+    names = {k: v for k, v in settings.owned_write_fields.items() if k != "task_key"}
+    outcomes = run_setup(ctx.writer, required_fields(names, settings.crm.field_map.write.task_key))
+    counts = Counter(o.status for o in outcomes)
+    console.print(f"setup: {counts.get('created', 0)} custom fields created, {counts.get('existed', 0)} existed, "
+                  f"{counts.get('failed', 0)} failed")
+
+
+def _cycle(ctx, server, *, full: bool, title: str) -> CycleReport:
+    before = server.calls.snapshot()
+    started = time.monotonic()
+    report = run_cycle(ctx, as_of=server.clock.now(), full=full)
+    after = server.calls.snapshot()
+    calls = Counter()
+    for key, n in after.items():
+        calls[key.split(" ", 1)[0]] += n - before.get(key, 0)
+    pulled = ", ".join(f"{name} {r.records}" + ("" if r.ok else f" [red](failed: {r.error})[/]")
+                       for name, r in report.sources.items())
+    applied = report.applied
+    wrote = (f"{applied.fields_written} accounts updated, {applied.tasks_created} tasks created"
+             if applied else "nothing written (dry run)")
+    console.print(f"\n[bold]{title}[/] — {report.status} in {time.monotonic() - started:.1f}s: pulled {pulled}; "
+                  f"{wrote}; API calls {dict(sorted(calls.items()))}")
+    report.api_calls = dict(calls)  # type: ignore[attr-defined]
+    return report
+
+
+def _show(ctx, server, report: CycleReport, first: CycleReport) -> None:
+    results = sorted((s.result for s in report.scored), key=lambda r: r.score)
+    names = _names(ctx)
+    _bands(report)
+    _at_risk(results, report, names)
+    _renewals(results, names)
+    _crm_tasks(server, names)
+    _api_calls(first, report)
+
+
+def _names(ctx) -> dict[str, str]:
+    from connectors.records import AccountRecord
+
+    return {r.record_id: (AccountRecord.from_json(r.data).name or r.record_id)
+            for r in ctx.store.iter_records(ctx.crm, "accounts")}
+
+
+def _bands(report: CycleReport) -> None:
+    table = Table(title="Health distribution")
+    table.add_column("band")
+    table.add_column("accounts", justify="right")
+    table.add_column("")
+    total = max(sum(report.bands.values()), 1)
+    for band, n in sorted(report.bands.items(), key=lambda kv: -kv[1]):
+        colour = BAND_COLOURS.get(band, "white")
+        table.add_row(f"[{colour}]{band}[/]", str(n), f"[{colour}]" + "█" * round(40 * n / total) + "[/]")
+    console.print(table)
+
+
+def _at_risk(results, report: CycleReport, names) -> None:
+    rules = {s.result.account_id: [i.rule_id for i in s.intents] for s in report.scored}
+    table = Table(title="At-risk accounts (lowest scores) and why")
+    for col in ("account", "score", "band", "7d", "why", "rules fired"):
+        table.add_column(col, overflow="fold")
+    for r in results[:12]:
+        table.add_row(names.get(r.account_id, r.account_id), str(r.score), r.band,
+                      "" if r.trend_7d is None else f"{r.trend_7d:+d}", r.explanation[:160],
+                      ", ".join(rules.get(r.account_id, [])))
+    console.print(table)
+
+
+def _renewals(results, names) -> None:
+    upcoming = sorted((r for r in results if r.days_to_renewal is not None and -30 <= r.days_to_renewal <= 90),
+                      key=lambda r: r.days_to_renewal)
+    table = Table(title=f"Renewal pipeline, next 90 days ({len(upcoming)} accounts)")
+    for col in ("account", "days", "stage", "score", "band"):
+        table.add_column(col)
+    for r in upcoming[:15]:
+        table.add_row(names.get(r.account_id, r.account_id), str(r.days_to_renewal), r.renewal_stage or "",
+                      str(r.score), r.band)
+    console.print(table)
+
+
+def _crm_tasks(server, names) -> None:
+    """The tasks as the CRM holds them: read back from the emulator itself."""
+    tasks = _emulated_tasks(server)
+    table = Table(title=f"Tasks and escalations now in the CRM (read back from the emulator): {len(tasks)}")
+    for col in ("account", "owner", "priority", "due", "status", "subject"):
+        table.add_column(col, overflow="fold")
+    for t in tasks[:25]:
+        table.add_row(names.get(t["account"], t["account"]), t["owner"], t["priority"], t["due"], t["status"],
+                      t["subject"])
+    console.print(table)
+    keys = [t["key"] for t in tasks]
+    dupes = len(keys) - len(set(keys))
+    console.print(f"distinct dedupe keys: {len(set(keys))}, duplicates: {dupes}")
+
+
+def _emulated_tasks(server) -> list[dict]:
+    if server.crm == "salesforce":
+        emu = server.emulator("salesforce")
+        users = {u["Id"]: u.get("Email") for u in emu.records("User")}
+        return [{"account": t.get("WhatId"), "owner": users.get(t.get("OwnerId"), t.get("OwnerId")),
+                 "priority": t.get("Priority"), "due": str(t.get("ActivityDate")), "status": t.get("Status"),
+                 "subject": t.get("Subject"), "key": t.get("Healthsync_Key__c")}
+                for t in emu.records("Task") if t.get("Healthsync_Key__c")]
+    emu = server.emulator("hubspot")
+    owners = {}
+    for o in getattr(emu, "owners", lambda: [])() if callable(getattr(emu, "owners", None)) else []:
+        owners[str(o.get("id"))] = o.get("email")
+    out = []
+    for t in emu.objects("tasks"):
+        props = t.get("properties", t)
+        if not props.get("healthsync_key"):
+            continue
+        companies = emu.associations("tasks", t.get("id"), "companies")
+        out.append({"account": str(companies[0]) if companies else "", "owner": owners.get(
+            str(props.get("hubspot_owner_id")), props.get("hubspot_owner_id")),
+            "priority": props.get("hs_task_priority"), "due": str(props.get("hs_timestamp", ""))[:10],
+            "status": props.get("hs_task_status"), "subject": props.get("hs_task_subject"),
+            "key": props.get("healthsync_key")})
+    return out
+
+
+def _api_calls(first: CycleReport, second: CycleReport) -> None:
+    table = Table(title="API calls per source")
+    for col in ("source", "full cycle", "incremental cycle"):
+        table.add_column(col, justify="right" if col != "source" else "left")
+    a, b = getattr(first, "api_calls", {}), getattr(second, "api_calls", {})
+    for name in sorted(set(a) | set(b)):
+        table.add_row(name, str(a.get(name, 0)), str(b.get(name, 0)))
+    console.print(table)
+

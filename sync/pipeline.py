@@ -1,0 +1,301 @@
+"""One cycle of the daemon: pull → identity → facts → score → rules → plan → apply, with `as_of` injected.
+
+Each step records its counts and duration in the run record. A failing source does not stop the others:
+the cycle scores with what it has (a stale source's signals become unknown, and the explanation says so).
+An auth failure pauses that source until its credentials change; it is logged once when it starts failing
+and once when it recovers, not every cycle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+
+from connectors.base import Source
+from connectors.pacing import PacerRegistry
+from scoring.base import PastResult, ScoredAccount
+from scoring.model import HealthModel
+from scoring.playbook import Playbook
+from scoring.portfolio import score_portfolio
+from sync import state_sync
+from sync.facts import FactsConfig
+from sync.gather import gather_facts
+from sync.pull import SourceReport, pull_source
+from sync.store import Store
+from sync.store_rows import ScoreRow
+from writeback.apply import ApplyReport, BatchHook, apply_plan
+from writeback.base import CrmWriter, Plan
+from writeback.plan import PlanInputs, WritebackPolicy, build_plan
+
+log = structlog.get_logger("healthsync.cycle")
+
+HISTORY_DAYS = 40  # enough history for 30-day trends and four weeks of decline
+BACKFILL_DAYS = (35, 28, 21, 14, 7)  # first run: score the same dated facts at these offsets for trends
+
+
+@dataclass
+class CycleContext:
+    """Everything a cycle needs, built once by the daemon (or a test) from config."""
+
+    store: Store
+    crm: str
+    sources: Mapping[str, Source]
+    writer: CrmWriter | None
+    model: HealthModel
+    model_name: str
+    playbook: Playbook | None
+    policy: WritebackPolicy
+    facts_config: FactsConfig
+    pacers: PacerRegistry
+    dry_run: bool = True
+    credentials: Mapping[str, str] = field(default_factory=dict)  # source -> credentials fingerprint
+    now: Callable[[], datetime] = field(default=lambda: datetime.now().astimezone())
+    after_apply_batch: BatchHook | None = None  # tests inject crashes here
+
+
+@dataclass
+class CycleReport:
+    run_id: str
+    as_of: datetime
+    status: str = "ok"  # ok | partial | failed
+    sources: dict[str, SourceReport] = field(default_factory=dict)
+    paused: dict[str, str] = field(default_factory=dict)
+    identity: dict[str, dict[str, int]] = field(default_factory=dict)
+    scored: list[ScoredAccount] = field(default_factory=list)
+    plan: Plan | None = None
+    applied: ApplyReport | None = None
+    steps: dict[str, dict] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def bands(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for scored in self.scored:
+            counts[scored.result.band] = counts.get(scored.result.band, 0) + 1
+        return counts
+
+
+def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
+              stop: threading.Event | None = None) -> CycleReport:
+    store = ctx.store
+    run_id = store.start_run("full" if full else "cycle", started_at=ctx.now())
+    report = CycleReport(run_id=run_id, as_of=as_of)
+    try:
+        _step(report, "pull", lambda: _pull_all(ctx, report, as_of, full, run_id, stop))
+        if stop is not None and stop.is_set():
+            report.status = "partial"
+            return report
+        healthy = {name for name, r in report.sources.items() if r.ok}
+        state_sync.sync_task_states(store, ctx.crm, now=ctx.now())
+        gathered = _step(report, "identity_and_facts", lambda: gather_facts(store, ctx, healthy, as_of))
+        report.identity = gathered.identity_counts
+        report.scored = _step(report, "score", lambda: score_accounts(ctx, gathered.facts, as_of, run_id))
+        report.plan = _step(report, "plan", lambda: plan_writeback(ctx, report.scored, gathered, as_of))
+        if ctx.writer is not None and not ctx.dry_run and ctx.crm in healthy:
+            report.applied = _step(report, "apply", lambda: apply_plan(
+                report.plan, ctx.writer, store, now=ctx.now(), run_id=run_id, after_batch=ctx.after_apply_batch))
+        report.status = _overall_status(report, ctx)
+    except Exception as exc:  # the run record must say it failed; the daemon decides what next
+        report.status = "failed"
+        report.error = f"{type(exc).__name__}: {exc}"
+        log.error("cycle failed", run_id=run_id, error=report.error)
+        raise
+    finally:
+        store.finish_run(run_id, status=report.status, finished_at=ctx.now(), error=report.error)
+    return report
+
+
+def _step(report: CycleReport, name: str, fn: Callable):
+    started = time.monotonic()
+    result = fn()
+    metrics = {"seconds": round(time.monotonic() - started, 3)}
+    metrics.update(_step_counts(name, result, report))
+    report.steps[name] = metrics
+    return result
+
+
+def _step_counts(name: str, result, report: CycleReport) -> dict:
+    if name == "pull":
+        return {src: {"ok": r.ok, "records": r.records, "error": r.error} for src, r in report.sources.items()}
+    if name == "score":
+        return {"accounts": len(result), "bands": report.bands if report.scored else _bands(result)}
+    if name == "plan" and result is not None:
+        return {"field_updates": len(result.field_updates), "tasks": len(result.tasks),
+                "conflicts": len(result.conflicts), "unresolved": len(result.unresolved)}
+    if name == "apply" and result is not None:
+        return {"fields_written": result.fields_written, "tasks_created": result.tasks_created,
+                "failed": result.fields_failed + result.tasks_failed, "write_calls": result.write_calls}
+    if name == "identity_and_facts":
+        return {"accounts": len(result.facts), "identity": result.identity_counts}
+    return {}
+
+
+def _bands(scored: list[ScoredAccount]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in scored:
+        counts[s.result.band] = counts.get(s.result.band, 0) + 1
+    return counts
+
+
+# ------------------------------------------------------------------------------------------ pull
+
+
+def _pull_all(ctx: CycleContext, report: CycleReport, as_of, full, run_id, stop) -> None:
+    for name, source in ctx.sources.items():
+        if stop is not None and stop.is_set():
+            return
+        status = ctx.store.get_source_status(name)
+        fingerprint = ctx.credentials.get(name)
+        if status is not None and status.paused:
+            if fingerprint is None or status.credentials_fingerprint == fingerprint:
+                report.paused[name] = status.paused_reason or "paused"
+                report.sources[name] = SourceReport(source=name, ok=False, error=status.paused_reason,
+                                                    error_kind="auth")
+                continue
+            ctx.store.resume_source(name, now=ctx.now())
+            log.info("source credentials changed: retrying", source=name)
+        result = pull_source(ctx.store, source, as_of=as_of, now=ctx.now, full=full, run_id=run_id, stop=stop)
+        report.sources[name] = result
+        _record_source_outcome(ctx, name, result, status, fingerprint)
+
+
+def _record_source_outcome(ctx: CycleContext, name: str, result: SourceReport, previous, fingerprint) -> None:
+    store, now = ctx.store, ctx.now()
+    was_failing = previous is not None and previous.last_error_at is not None and (
+        previous.last_success_at is None or previous.last_error_at > previous.last_success_at)
+    if result.ok:
+        store.record_source_success(name, now=now)
+        if was_failing:
+            log.info("source recovered", source=name)
+        return
+    store.record_source_error(name, result.error or "failed", now=now)
+    if not was_failing:  # log once when it starts failing, not every cycle
+        log.warning("source failing", source=name, kind=result.error_kind, error=result.error)
+    if result.error_kind == "auth":
+        store.pause_source(name, reason=f"credentials rejected: {result.error}", now=now)
+        if fingerprint:
+            store.set_credentials_fingerprint(name, fingerprint, now=now)
+
+
+def _overall_status(report: CycleReport, ctx: CycleContext) -> str:
+    if not report.sources:
+        return "ok"
+    failed = [n for n, r in report.sources.items() if not r.ok]
+    if ctx.crm in failed and len(failed) == len(report.sources):
+        return "failed"
+    applied_failures = report.applied is not None and not report.applied.ok
+    return "partial" if failed or applied_failures else "ok"
+
+
+# ------------------------------------------------------------------------------------------ score
+
+
+def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None,
+                   record: bool = True) -> list[ScoredAccount]:
+    """Score with stored history (backfilled for accounts seen for the first time); `record` saves the results."""
+    store = ctx.store
+    stored = store.score_histories(since=as_of - timedelta(days=HISTORY_DAYS), until=as_of - timedelta(seconds=1))
+    history: dict[str, list[PastResult]] = {aid: [_past(row) for row in rows] for aid, rows in stored.items()}
+    missing = [f for f in facts if f.account.id not in history]
+    if missing:
+        _backfill(ctx, missing, history, as_of, run_id, record)
+    scored = score_portfolio(facts, ctx.model, ctx.playbook, history, as_of)
+    if record:
+        store.record_scores([_score_row(s, ctx.model_name, run_id) for s in scored])
+    return scored
+
+
+def _backfill(ctx: CycleContext, facts, history: dict[str, list[PastResult]], as_of: datetime,
+              run_id: str | None, record: bool) -> None:
+    """First sight of an account: score its dated facts as of earlier days, so trends and 'newly' rules work
+    from the first cycle instead of a month later. Backfilled rows are marked as such in the store."""
+    rows = []
+    for days in BACKFILL_DAYS:
+        at = as_of - timedelta(days=days)
+        for scored in score_portfolio(facts, ctx.model, None, history, at):
+            history.setdefault(scored.result.account_id, []).append(scored.result.to_past())
+            rows.append(_score_row(scored, ctx.model_name, run_id, backfilled=True))
+    if record:
+        ctx.store.record_scores(rows)
+
+
+def _past(row: ScoreRow) -> PastResult:
+    measures = row.result.get("measures", {}) if isinstance(row.result, dict) else {}
+    return PastResult(as_of=row.as_of, score=row.score, band=row.band,
+                      measures={k: v for k, v in measures.items() if isinstance(v, int | float)})
+
+
+def _score_row(scored: ScoredAccount, model_name: str, run_id: str | None, backfilled: bool = False) -> ScoreRow:
+    r = scored.result
+    return ScoreRow(
+        account_id=r.account_id, as_of=r.as_of, score=r.score, band=r.band,
+        components={c.name: c.score for c in r.components},
+        result={
+            "measures": {m.name: m.score for m in r.measures if m.score is not None},
+            "raw": {m.name: m.raw for m in r.measures},
+            "trend_7d": r.trend_7d, "trend_30d": r.trend_30d, "renewal_stage": r.renewal_stage,
+            "days_to_renewal": r.days_to_renewal, "segment": r.segment,
+            "insufficient_data": r.insufficient_data, "coverage": r.coverage,
+            "active_signals": list(r.active_signals), "explanation": r.explanation,
+            "rules": [i.rule_id for i in scored.intents], "backfilled": backfilled,
+        },
+        model=model_name, run_id=run_id,
+    )
+
+
+# ------------------------------------------------------------------------------------------ plan
+
+
+def plan_writeback(ctx: CycleContext, scored: list[ScoredAccount], gathered, as_of: datetime) -> Plan:
+    store = ctx.store
+    results = [s.result for s in scored]
+    intents = [i for s in scored for i in s.intents]
+    account_ids = [r.account_id for r in results]
+    keys = sorted({i.dedupe_key for i in intents})
+    pairs = sorted({(i.account_id, i.rule_id) for i in intents})
+    inputs = PlanInputs(
+        crm=ctx.crm,
+        as_of=as_of,
+        results=results,
+        intents=intents,
+        last_written=store.last_written(ctx.crm, account_ids),
+        crm_current=gathered.crm_current,
+        task_entries=store.task_entries(ctx.crm, keys),
+        rule_states=store.rule_states(ctx.crm, pairs),
+        users_by_email=gathered.users_by_email,
+    )
+    return build_plan(inputs, ctx.policy)
+
+
+# ------------------------------------------------------------------------------------------ daemon adapter
+
+
+def build_cycle(settings, store: Store):
+    """The daemon's CycleFn: builds the context once, then each call runs one cycle as of `as_of`."""
+    from sync.daemon import CycleOutcome, SourceOutcome
+    from sync.runtime import build_context
+
+    ctx = build_context(settings, store)
+
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+        report = run_cycle(ctx, as_of=as_of, full=full, stop=stop)
+        stats = {s.api: s for s in ctx.pacers.stats()}
+        sources = {
+            name: SourceOutcome(
+                ok=r.ok, error=r.error, paused=name in report.paused, records_pulled=r.records,
+                api_calls=getattr(stats.get(name), "calls", 0), rate_limited=getattr(stats.get(name), "rate_limited", 0),
+            )
+            for name, r in report.sources.items()
+        }
+        writes = {}
+        if report.applied is not None:
+            writes = {"fields": report.applied.fields_written, "tasks": report.applied.tasks_created}
+        return CycleOutcome(status=report.status, full=full, started_at=as_of, run_id=report.run_id,
+                            sources=sources, writes=writes, accounts_by_band=report.bands, error=report.error)
+
+    return cycle

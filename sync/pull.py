@@ -1,0 +1,122 @@
+"""The pull loop: read every stream of a source page by page into the store, each page and its cursor in one
+transaction, so a crash anywhere loses nothing and a restart re-reads at most the overlap window.
+
+Errors are sorted by what happens next: an AuthError or a QuotaExhaustedError stops this source and is
+reported as a failure (never as a successful sync); a RetryableError that outlived the connector's retries
+stops this source for this cycle; skipped records are counted and kept in the report; other sources go on.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from connectors.base import AuthError, HealthsyncError, Page, QuotaExhaustedError, Source
+from connectors.cursor import StreamState
+from sync.store import Store
+from sync.store_rows import RecordRow
+
+# Called after each committed page with (source, stream, records so far); the CLI draws progress from it.
+ProgressFn = Callable[[str, str, int], None]
+MAX_SKIPPED_EXAMPLES = 20
+
+
+@dataclass
+class StreamReport:
+    records: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    pages: int = 0
+
+
+@dataclass
+class SourceReport:
+    source: str
+    ok: bool = True
+    error: str | None = None
+    error_kind: str | None = None  # auth | quota | retryable | fatal
+    streams: dict[str, StreamReport] = field(default_factory=dict)
+    skipped_examples: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.streams.values())
+
+
+def pull_source(
+    store: Store,
+    source: Source,
+    *,
+    as_of: datetime,
+    now: Callable[[], datetime],
+    full: bool = False,
+    run_id: str | None = None,
+    streams: list[str] | None = None,
+    stop: threading.Event | None = None,
+    progress: ProgressFn | None = None,
+) -> SourceReport:
+    """Pull the named streams (default: all) of one source; never raises a HealthsyncError."""
+    report = SourceReport(source=source.name)
+    started = time.monotonic()
+    try:
+        for spec in source.streams():
+            if streams and spec.name not in streams:
+                continue
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
+            _pull_stream(store, source, spec.name, report, as_of, now, full, run_id, stop, progress)
+    except HealthsyncError as exc:
+        report.ok = False
+        report.error = str(exc)
+        report.error_kind = _kind(exc)
+    finally:
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _pull_stream(store, source, stream, report, as_of, now, full, run_id, stop, progress) -> None:
+    stream_report = report.streams.setdefault(stream, StreamReport())
+    saved = None if full else store.get_state(source.name, stream)
+    state = StreamState.from_json(saved) if saved else None
+    for page in source.read(stream, state, as_of=as_of, full=full):
+        _commit(store, source.name, stream, page, now(), run_id)
+        stream_report.pages += 1
+        stream_report.records += sum(1 for r in page.records if not getattr(r, "deleted", False))
+        stream_report.deleted += len(page.deleted_ids) + sum(1 for r in page.records if getattr(r, "deleted", False))
+        stream_report.skipped += len(page.skipped)
+        for skipped in page.skipped:
+            if len(report.skipped_examples) < MAX_SKIPPED_EXAMPLES:
+                report.skipped_examples.append(f"{stream} {skipped.record_id or '?'}: {skipped.reason}")
+        if progress:
+            progress(source.name, stream, stream_report.records)
+        if stop is not None and stop.is_set():
+            report.interrupted = True  # the page is committed; the cursor resumes here next cycle
+            return
+
+
+def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, run_id: str | None) -> None:
+    rows, deletes = [], list(page.deleted_ids)
+    for record in page.records:
+        if getattr(record, "deleted", False):
+            deletes.append(record.primary_key)
+            continue
+        rows.append(RecordRow(record_id=record.primary_key, data=record.to_json(),
+                              updated_at=getattr(record, "updated_at", None)))
+    state = page.state.to_json() if page.state is not None else {}
+    store.commit_page(source, stream, rows, deletes, state, now=now, run_id=run_id)
+
+
+def _kind(exc: HealthsyncError) -> str:
+    if isinstance(exc, AuthError):
+        return "auth"
+    if isinstance(exc, QuotaExhaustedError):
+        return "quota"
+    from connectors.base import RetryableError
+
+    return "retryable" if isinstance(exc, RetryableError) else "fatal"

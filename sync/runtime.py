@@ -1,0 +1,170 @@
+"""Assemble a running healthsync from config: connectors, CRM writer, health model, playbook, policy.
+
+This is the one place that knows which connector class serves which config section, so the CLI commands,
+the daemon, the demo and the end-to-end tests all build the same thing the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from config.settings import Settings
+from connectors.base import ConfigError, Source
+from connectors.pacing import PacerRegistry
+from scoring.base import ModelError
+from scoring.model import HealthModel, load_model
+from scoring.playbook import Playbook, load_playbook
+from sync.facts import FactsConfig
+from sync.pipeline import CycleContext
+from sync.store import Store
+from sync.store_rows import credentials_fingerprint
+from writeback.plan import WritebackPolicy
+
+
+def load_health_model(settings: Settings) -> HealthModel:
+    data = _model_data(settings)
+    try:
+        return load_model(data)
+    except ModelError as exc:
+        raise ConfigError(f"health model ({settings.health.model}) is invalid:\n{exc}") from None
+
+
+def load_playbook_from(settings: Settings) -> Playbook:
+    try:
+        data = dict(settings.playbook.source.load())
+    except ValueError as exc:
+        raise ConfigError(f"playbook: {exc}") from None
+    roles = dict(data.get("roles") or {})
+    roles.update(settings.writeback.escalations)  # config's escalation assignees win over the playbook's
+    data["roles"] = roles
+    try:
+        return load_playbook(data)
+    except ModelError as exc:
+        raise ConfigError(f"playbook ({settings.playbook.source}) is invalid:\n{exc}") from None
+
+
+def _model_data(settings: Settings) -> dict:
+    """The model document, with the signal vocabulary the config knows (competitors, plan features) filled in."""
+    try:
+        data = dict(settings.health.model.load())
+    except ValueError as exc:
+        raise ConfigError(f"health.model: {exc}") from None
+    signals = dict(data.get("signals") or {})
+    if settings.zendesk and settings.zendesk.competitor_words and not signals.get("competitor_words"):
+        signals["competitor_words"] = list(settings.zendesk.competitor_words)
+    if settings.mixpanel:
+        if settings.mixpanel.plan_features and not signals.get("features_by_plan"):
+            signals["features_by_plan"] = {k.lower(): v for k, v in settings.mixpanel.plan_features.items()}
+        if not signals.get("core_action_events"):
+            signals["core_action_events"] = list(settings.mixpanel.core_action_events)
+        if settings.mixpanel.first_value_event and not signals.get("value_events"):
+            signals["value_events"] = [settings.mixpanel.first_value_event]
+    data["signals"] = signals
+    return data
+
+
+def writeback_policy(settings: Settings) -> WritebackPolicy:
+    owned = settings.owned_write_fields
+    names = {k: v for k, v in owned.items() if k != "task_key"}
+    return WritebackPolicy(field_names=names, owned=frozenset(names.values()),
+                           we_win_conflicts=settings.writeback.we_win_conflicts)
+
+
+def facts_config(settings: Settings) -> FactsConfig:
+    contact = settings.crm.field_map.contact
+    plan_features = {}
+    if settings.mixpanel:
+        plan_features = {k.lower(): tuple(v) for k, v in settings.mixpanel.plan_features.items()}
+    return FactsConfig(
+        champion_roles=frozenset(r.lower() for r in contact.champion_roles),
+        executive_sponsor_roles=frozenset(r.lower() for r in contact.executive_sponsor_roles),
+        plan_features=plan_features,
+        support_configured=settings.zendesk is not None,
+        usage_configured=settings.mixpanel is not None,
+    )
+
+
+def build_sources(settings: Settings, pacers: PacerRegistry, *, sleep: Callable[[float], None] = time.sleep):
+    """(sources by name, CRM writer): the CRM first, so a cycle pulls the accounts everything else joins to."""
+    sources: dict[str, Source] = {}
+    if settings.crm.kind == "salesforce":
+        from connectors.salesforce import SalesforceConnection, SalesforceSource, SalesforceWriter
+
+        connection = SalesforceConnection.from_settings(settings, pacers, sleep=sleep)
+        sources["salesforce"] = SalesforceSource.from_settings(settings, pacers, connection=connection)
+        writer = SalesforceWriter.from_settings(settings, pacers, connection=connection)
+    else:
+        from connectors.hubspot import HubSpotSource, HubSpotWriter
+
+        sources["hubspot"] = HubSpotSource.from_settings(settings, pacers)
+        writer = HubSpotWriter.from_settings(settings, pacers)
+    if settings.zendesk is not None:
+        from connectors.zendesk import ZendeskSource
+
+        sources["zendesk"] = ZendeskSource.from_settings(settings, pacers)
+    if settings.mixpanel is not None:
+        from connectors.mixpanel import MixpanelSource
+
+        sources["mixpanel"] = MixpanelSource.from_settings(settings, pacers)
+    return sources, writer
+
+
+def credential_fingerprints(settings: Settings) -> dict[str, str]:
+    """A hash per source of its credentials, so a paused source resumes when an admin changes them."""
+    def secrets_of(section) -> list[str]:
+        if section is None:
+            return []
+        dumped = section.model_dump(mode="python")
+        return [_secret_text(v) for v in _walk(dumped)]
+
+    crm_section = getattr(settings.crm, settings.crm.kind)
+    out = {settings.crm.kind: credentials_fingerprint(*secrets_of(crm_section))}
+    if settings.zendesk:
+        out["zendesk"] = credentials_fingerprint(*secrets_of(settings.zendesk))
+    if settings.mixpanel:
+        out["mixpanel"] = credentials_fingerprint(*secrets_of(settings.mixpanel))
+    return out
+
+
+def _walk(value):
+    if isinstance(value, dict):
+        for k in sorted(value):
+            yield from _walk(value[k])
+    elif isinstance(value, list | tuple):
+        for v in value:
+            yield from _walk(v)
+    else:
+        yield value
+
+
+def _secret_text(value) -> str:
+    getter = getattr(value, "get_secret_value", None)
+    return str(getter()) if getter else str(value)
+
+
+def build_context(settings: Settings, store: Store, *, now: Callable[[], datetime] | None = None,
+                  sleep: Callable[[float], None] = time.sleep, connect: bool = True) -> CycleContext:
+    """`connect=False` builds no connector (no network): enough to score, explain and plan from the store."""
+    pacers = PacerRegistry(sleep=sleep)
+    sources, writer = build_sources(settings, pacers, sleep=sleep) if connect else ({}, None)
+    model = load_health_model(settings)
+    ctx = CycleContext(
+        store=store,
+        crm=settings.crm.kind,
+        sources=sources,
+        writer=writer,
+        model=model,
+        model_name=str(settings.health.model.name),
+        playbook=load_playbook_from(settings),
+        policy=writeback_policy(settings),
+        facts_config=facts_config(settings),
+        pacers=pacers,
+        dry_run=settings.writeback.dry_run,
+        credentials=credential_fingerprints(settings),
+    )
+    if now is not None:
+        ctx.now = now
+    return ctx
+
