@@ -1,0 +1,32 @@
+"""Pure scoring: raw account facts -> signals -> health result, renewal stage, segment, playbook intents."""
+
+from scoring.base import (
+    Account,
+    AccountFacts,
+    Activity,
+    ComponentScore,
+    Contact,
+    HealthResult,
+    HistoryFacts,
+    Intent,
+    MeasureDetail,
+    ModelError,
+    NpsResponse,
+    Opportunity,
+    OwnerSpec,
+    PastResult,
+    ScoredAccount,
+    Signals,
+    Ticket,
+    UsageDay,
+)
+from scoring.model import HealthModel, load_model
+from scoring.playbook import Playbook, load_playbook
+from scoring.portfolio import backfill_history, score_portfolio
+
+__all__ = [
+    "Account", "AccountFacts", "Activity", "ComponentScore", "Contact", "HealthModel", "HealthResult",
+    "HistoryFacts", "Intent", "MeasureDetail", "ModelError",
+    "NpsResponse", "Opportunity", "OwnerSpec", "PastResult", "Playbook", "ScoredAccount", "Signals", "Ticket",
+    "UsageDay", "backfill_history", "load_model", "load_playbook", "score_portfolio",
+]

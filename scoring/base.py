@@ -185,7 +185,7 @@ class Signals:
 
     account_id: str
     values: Mapping[str, SignalValue]
-    evidence: Mapping[str, str] = EMPTY_MAPPING
+    evidence: Mapping[str, str] = field(default_factory=lambda: EMPTY_MAPPING)
 
     def get(self, name: str) -> SignalValue:
         return self.values.get(name)
@@ -201,8 +201,8 @@ class PastResult:
     as_of: datetime
     score: int
     band: str
-    measures: Mapping[str, float] = EMPTY_MAPPING
-    raw: Mapping[str, SignalValue] = EMPTY_MAPPING
+    measures: Mapping[str, float] = field(default_factory=lambda: EMPTY_MAPPING)
+    raw: Mapping[str, SignalValue] = field(default_factory=lambda: EMPTY_MAPPING)
 
     def __post_init__(self) -> None:
         _normalise_datetimes(self, "as_of")
@@ -241,14 +241,21 @@ class HistoryFacts:
     band_changed: bool = False
 
 
+MeasureRow = tuple  # (name, component, signal, raw, score, weight, defaulted): MeasureDetail's fields in order
+ComponentRow = tuple  # (name, score, weight, unclamped, clamped): ComponentScore's fields in order
+
+
 @dataclass(frozen=True, slots=True)
 class HealthResult:
+    """One account's score as of one instant. Component and measure details are kept as plain rows
+    (cheap for 100k accounts) and read through the `components` / `measures` properties."""
+
     account_id: str
     as_of: datetime
     score: int
     band: str
-    components: tuple[ComponentScore, ...]
-    measures: tuple[MeasureDetail, ...]
+    component_rows: tuple[ComponentRow, ...]
+    measure_rows: tuple[MeasureRow, ...]
     trend_7d: int | None
     trend_30d: int | None
     renewal_stage: str | None
@@ -261,14 +268,28 @@ class HealthResult:
     band_colour: str = ""
     history: HistoryFacts = HistoryFacts()
 
+    @property
+    def components(self) -> tuple[ComponentScore, ...]:
+        return tuple(ComponentScore(*row) for row in self.component_rows)
+
+    @property
+    def measures(self) -> tuple[MeasureDetail, ...]:
+        return tuple(MeasureDetail(*row) for row in self.measure_rows)
+
+    def component_score(self, name: str) -> float | None:
+        for row in self.component_rows:
+            if row[0] == name:
+                return row[1]
+        raise KeyError(name)
+
     def to_past(self) -> PastResult:
         """The value the store keeps so later runs can compute trends and what moved."""
         return PastResult(
             as_of=self.as_of,
             score=self.score,
             band=self.band,
-            measures=MappingProxyType({m.name: m.score for m in self.measures if m.score is not None}),
-            raw=MappingProxyType({m.name: m.raw for m in self.measures}),
+            measures=MappingProxyType({r[0]: r[4] for r in self.measure_rows if r[4] is not None}),
+            raw=MappingProxyType({r[0]: r[3] for r in self.measure_rows}),
         )
 
 

@@ -7,11 +7,15 @@ is `None` — never a silent 0. Percentages are 0..100 and named `*_pct`.
 
 from __future__ import annotations
 
+import operator
 import re
+from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import accumulate, islice
+from operator import attrgetter
 from types import MappingProxyType
 
 from scoring.base import AccountFacts, Signals, SignalValue
@@ -38,13 +42,14 @@ SIGNALS: Mapping[str, tuple[str, str]] = MappingProxyType(
         "usage_decline_weeks": ("usage", "consecutive weeks (ending today) with fewer events than the week before"),
         "login_decline_weeks": ("usage", "consecutive weeks with fewer logins than the week before"),
         "seat_utilisation_pct": ("usage", "monthly active users / purchased seats"),
+        "wau_seat_pct": ("usage", "weekly active users / purchased seats"),
         "capacity_use_pct": ("usage", "events in 30 days / the plan's monthly capacity"),
         # lifecycle
         "days_since_contract_start": ("lifecycle", "days since the contract started"),
         "has_logged_in": ("lifecycle", "any login since the contract started"),
         "has_core_action": ("lifecycle", "any core action since the contract started"),
         "has_value_event": ("lifecycle", "any first-value event since the contract started"),
-        "users_since_start": ("lifecycle", "distinct active users since the contract started"),
+        "users_since_start": ("lifecycle", "distinct active users since the contract started (first 90 days only)"),
         # support (Zendesk)
         "tickets_7d": ("support", "tickets created in the last 7 days"),
         "tickets_30d": ("support", "tickets created in the last 30 days"),
@@ -103,6 +108,14 @@ _SOLVED_STATUSES = frozenset({"solved", "closed"})
 _HELD_OUTCOMES = frozenset({"held", None})  # a past meeting logged without an outcome is taken as held
 _LATE_BY_STATUS = {"current": 0, "late": 1, "failed": 2}
 _WEEKS = 13  # enough weekly buckets for 12 consecutive weeks of decline
+_ONBOARDING_DAYS = 90
+_day = attrgetter("day")
+_active = attrgetter("active_user_ids")
+_logins = attrgetter("login_user_ids")
+_events = attrgetter("events")
+_core = attrgetter("core_actions")
+_value = attrgetter("value_events")
+_features = attrgetter("features_used")
 
 
 @dataclass(frozen=True)
@@ -160,6 +173,8 @@ class SignalCalculator:
         self.cut_90d = as_of - timedelta(days=90)
         self.cut_365d = as_of - timedelta(days=365)
         self.cut_qbr = as_of - timedelta(days=config.qbr_window_days)
+        # the first calendar day of "the last k days" (today counts as one of them)
+        self.day_cuts = {k: self.today - timedelta(days=k - 1) for k in range(1, 7 * _WEEKS + 1)}
         self.competitor_re = config.competitor_pattern()
         self.ignored_tags = frozenset(t.lower() for t in config.ignored_topic_tags)
 
@@ -177,8 +192,8 @@ class SignalCalculator:
         else:
             values.update(dict.fromkeys(_SUPPORT_SIGNALS))
         if "crm" in covered:
-            self._engagement(facts, values)
-            self._stakeholders(facts, values, evidence)
+            engaged = self._engagement(facts, values)
+            self._stakeholders(facts, values, evidence, engaged)
         else:
             for name, (dim, _) in SIGNALS.items():
                 if dim in ("engagement", "stakeholder"):
@@ -189,59 +204,65 @@ class SignalCalculator:
     # ------------------------------------------------------------------------------------ usage
 
     def _usage(self, facts: AccountFacts, values: dict[str, SignalValue]) -> None:
-        today = self.today_ordinal
+        """Window sums and unions over slices of the day-sorted rows, so the per-row work runs in C
+        (`sum(map(...))`, `set().union(*...)`): 100k accounts x 90 rows must take seconds, not minutes."""
+        today = self.today
+        today_ordinal = self.today_ordinal
         account = facts.account
-        start = account.contract_start.toordinal() if account.contract_start else None
-        data_start = facts.usage_since.toordinal() if facts.usage_since else start
+        rows = facts.usage
+        days = list(map(_day, rows))
+        if not all(map(operator.le, days, islice(days, 1, None))):
+            rows = sorted(rows, key=_day)
+            days = list(map(_day, rows))
+        end = bisect_right(days, today)  # rows dated after as_of are ignored
+        cut = self.day_cuts  # day_cuts[k]: the first day of the window of the last k days
+
+        def since(k: int) -> int:
+            return bisect_left(days, cut[k], 0, end)
+
+        i7, i30, i60 = since(7), since(30), since(60)
+        i_window = since(7 * _WEEKS)
+        # prefix sums over the last 13 weeks: any window's total is one subtraction
+        window = rows[i_window:end]
+        events_upto = list(accumulate(map(_events, window), initial=0))
+        logins_upto = list(accumulate(map(len, map(_logins, window)), initial=0))
+
+        def total(upto: list[int], lower: int, upper: int) -> int:
+            return upto[upper - i_window] - upto[lower - i_window]
+
+        last_30 = rows[i30:end]
+        actives_30 = list(map(_active, last_30))
+        users_30 = set().union(*actives_30)
+        users_7 = set().union(*actives_30[i7 - i30:])
         weekly_events = [0] * _WEEKS
         weekly_logins = [0] * _WEEKS
-        users_30: set[str] = set()
-        users_7: set[str] = set()
-        users_since_start: set[str] = set()
-        features_30: set[str] = set()
-        daily_active_sum = login_days = logins_30 = events_30 = events_prev_30 = 0
-        core_30 = value_30 = 0
-        has_login = has_core = has_value = False
-        first_row = None
-        for row in facts.usage:
-            ordinal = row.day.toordinal()
-            age = today - ordinal
-            if age < 0:
-                continue
-            if first_row is None or ordinal < first_row:
-                first_row = ordinal
-            if start is None or ordinal >= start:
-                if row.login_user_ids:
-                    has_login = True
-                if row.core_actions:
-                    has_core = True
-                if row.value_events:
-                    has_value = True
-                users_since_start.update(row.active_user_ids)
-            if age < 30:
-                active = row.active_user_ids
-                users_30.update(active)
-                if age < 7:
-                    users_7.update(active)
-                daily_active_sum += len(active)
-                logins = len(row.login_user_ids)
-                if logins:
-                    login_days += 1
-                    logins_30 += logins
-                events_30 += row.events
-                core_30 += row.core_actions
-                value_30 += row.value_events
-                features_30.update(row.features_used)
-            elif age < 60:
-                events_prev_30 += row.events
-            week = age // 7
-            if week < _WEEKS:
-                weekly_events[week] += row.events
-                weekly_logins[week] += len(row.login_user_ids)
-        if data_start is None:
-            data_start = first_row
+        upper = end
+        for week in range(_WEEKS):
+            lower = since(7 * (week + 1))
+            weekly_events[week] = total(events_upto, lower, upper)
+            weekly_logins[week] = total(logins_upto, lower, upper)
+            upper = lower
+        events_30 = total(events_upto, i30, end)
+        events_prev_30 = total(events_upto, i60, i30)
+        logins_total_30 = total(logins_upto, i30, end)
+        core_30 = sum(map(_core, last_30))
+        value_30 = sum(map(_value, last_30))
+        features_30 = set().union(*map(_features, last_30))
+        daily_active_sum = sum(map(len, actives_30))
+        login_days = len(last_30) - list(map(bool, map(_logins, last_30))).count(False)
+        start = account.contract_start
+        i_start = bisect_left(days, start, 0, end) if start is not None else 0
+        since_start = rows[i_start:end]
+        has_login = any(map(_logins, since_start))
+        has_core = any(map(_core, since_start))
+        has_value = any(map(_value, since_start))
+        # counted while onboarding only: a union over years of rows would cost more than it tells
+        onboarding = start is not None and (today - start).days <= _ONBOARDING_DAYS
+        users_since_start = set().union(*map(_active, since_start)) if onboarding else None
+        data_start = facts.usage_since or start or (days[0] if end else None)
         # days of history that are known complete; comparisons need both windows inside it
-        known_days = None if data_start is None else today - data_start + 1
+        known_days = None if data_start is None else today_ordinal - data_start.toordinal() + 1
+        logins_30 = logins_total_30
         mau = len(users_30)
         values["dau"] = daily_active_sum / 30.0
         values["wau"] = float(len(users_7))
@@ -276,12 +297,13 @@ class SignalCalculator:
         )
         seats = account.seats_purchased
         values["seat_utilisation_pct"] = _pct(mau, seats) if seats else None
+        values["wau_seat_pct"] = _pct(len(users_7), seats) if seats else None
         capacity = account.plan_capacity
         values["capacity_use_pct"] = _pct(events_30, capacity) if capacity else None
         values["has_logged_in"] = has_login
         values["has_core_action"] = has_core
         values["has_value_event"] = has_value
-        values["users_since_start"] = float(len(users_since_start))
+        values["users_since_start"] = None if users_since_start is None else float(len(users_since_start))
 
     # ---------------------------------------------------------------------------------- support
 
@@ -357,7 +379,8 @@ class SignalCalculator:
 
     # ------------------------------------------------------------------------------- engagement
 
-    def _engagement(self, facts: AccountFacts, values: dict[str, SignalValue]) -> None:
+    def _engagement(self, facts: AccountFacts, values: dict[str, SignalValue]) -> set[str]:
+        """Fills engagement signals; returns the contacts met two-way in 90 days (for sponsor signals)."""
         as_of = self.as_of
         held = no_show = cancelled = inbound = outbound = 0
         qbr = False
@@ -407,7 +430,7 @@ class SignalCalculator:
             start = values.get("days_since_contract_start")
             values["days_since_two_way_touch"] = start if start is not None and start >= 0 else None
         values["contacts_engaged_90d"] = float(len(engaged))
-        self._engaged_contacts = engaged
+        return engaged
 
     # ------------------------------------------------------------------------------ stakeholders
 
@@ -416,11 +439,12 @@ class SignalCalculator:
             return contact.left_at <= self.as_of
         return not contact.active
 
-    def _stakeholders(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
+    def _stakeholders(
+        self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str], engaged: set[str]
+    ) -> None:
         champion_present = sponsor_present = sponsor_engaged = False
         left_recently: list[str] = []
         changes_12m = 0
-        engaged = self._engaged_contacts
         for contact in facts.contacts:
             if not (contact.is_champion or contact.is_exec_sponsor):
                 continue
@@ -432,7 +456,7 @@ class SignalCalculator:
             if moved_at is not None and moved_at > self.cut_365d:
                 changes_12m += 1
             if contact.is_champion:
-                if not gone and not (contact.role_changed_at and contact.role_changed_at <= self.as_of):
+                if not gone:
                     champion_present = True
                 if moved_at is not None and moved_at > self.cut_90d:
                     left_recently.append(contact.email or contact.id)

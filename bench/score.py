@@ -1,0 +1,184 @@
+"""Benchmark: 100k synthetic accounts through signals -> score -> playbook rules, as of one instant.
+
+Prints accounts/s for each stage and for the whole pipeline, and peak RSS. Target (issue "Scoring"):
+the whole pipeline under 10 s on 2 cores. Run: .venv/bin/python bench/score.py [--accounts N] [--preset NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import sys
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from scoring import (  # noqa: E402
+    Account,
+    AccountFacts,
+    Activity,
+    Contact,
+    NpsResponse,
+    Opportunity,
+    PastResult,
+    Ticket,
+    UsageDay,
+    load_model,
+    load_playbook,
+    score_portfolio,
+)
+from scoring.model import Populations  # noqa: E402
+from scoring.renewal import segment_for  # noqa: E402
+from scoring.signals import SignalCalculator  # noqa: E402
+
+AS_OF = datetime(2025, 6, 2, 6, 0, tzinfo=UTC)
+USAGE_DAYS = 63  # nine weeks: enough for week-over-week, 30-vs-30-day trend and decline streaks
+FEATURES = ("reports", "alerts", "api", "sso", "dashboards", "exports", "workflows", "audit")
+PLANS = {"starter": FEATURES[:3], "pro": FEATURES[:6], "enterprise": FEATURES}
+TICKET_SUBJECTS = ("Login fails", "Export broken", "Slow dashboard", "We are evaluating Acme instead", "API 500s")
+
+
+def _usage(rng: random.Random, days: list[date], users: list[str], start_index: int) -> tuple[UsageDay, ...]:
+    # a handful of shared user sets per account keeps 6M rows within memory
+    pools = [frozenset(rng.sample(users, rng.randint(1, len(users)))) for _ in range(4)]
+    feature_sets = [frozenset(rng.sample(FEATURES, rng.randint(1, 5))) for _ in range(3)]
+    trend = rng.uniform(0.97, 1.02)
+    base = rng.randint(20, 400)
+    rows = []
+    for i in range(start_index, len(days)):
+        active = pools[i % 4]
+        if rng.random() < 0.15:
+            continue  # quiet day, no row
+        events = int(base * trend ** i)
+        rows.append(UsageDay(days[i], active, active, events, events // 5, feature_sets[i % 3], events // 50))
+    return tuple(rows)
+
+
+def synth_account(n: int, rng: random.Random, days: list[date]) -> AccountFacts:
+    account_id = f"001{n:012d}"
+    plan = rng.choice(tuple(PLANS))
+    new_customer = rng.random() < 0.03
+    start = AS_OF.date() - timedelta(days=rng.randint(0, 30) if new_customer else rng.randint(60, 900))
+    seats = rng.randint(3, 60)
+    users = [f"u{n}-{i}" for i in range(max(2, min(seats, 25)))]
+    account = Account(
+        id=account_id, name=f"Account {n}", domain=f"a{n}.example.com", owner_id="005OWNER",
+        acv=rng.choice((2_000, 12_000, 40_000, 150_000)) * rng.uniform(0.5, 1.5), plan_tier=plan,
+        seats_purchased=seats, plan_capacity=rng.randint(2_000, 20_000), contract_start=start,
+        renewal_date=AS_OF.date() + timedelta(days=rng.randint(-10, 365)),
+        renewal_signed=rng.random() < 0.2, payment_status=rng.choice(("current", "current", "current", "late")),
+        nps=rng.choice((None, 3, 7, 9, 10)),
+    )
+    contacts = tuple(
+        Contact(f"003{n}{i}", f"c{i}@a{n}.example.com", "user", is_champion=i == 0, is_exec_sponsor=i == 1,
+                left_at=(AS_OF - timedelta(days=rng.randint(1, 200))) if rng.random() < 0.05 else None)
+        for i in range(rng.randint(2, 5))
+    )
+    activities = tuple(
+        Activity(f"00T{n}{i}", rng.choice(("meeting", "call", "email", "email", "qbr")),
+                 AS_OF - timedelta(days=rng.randint(0, 120), hours=rng.randint(0, 23)),
+                 outcome=rng.choice(("held", "held", "no_show", "cancelled", None)),
+                 direction=rng.choice(("inbound", "outbound")), contact_id=contacts[i % len(contacts)].id)
+        for i in range(rng.randint(2, 10))
+    )
+    tickets = tuple(
+        Ticket(f"{n}-{i}", AS_OF - timedelta(days=rng.randint(0, 120)),
+               priority=rng.choice(("low", "normal", "normal", "high", "urgent")),
+               status=rng.choice(("open", "solved", "solved")), reopens=rng.choice((0, 0, 1)),
+               satisfaction=rng.choice((None, "good", "good", "bad")), subject=rng.choice(TICKET_SUBJECTS),
+               tags=(rng.choice(("billing", "login", "export")),))
+        for i in range(rng.randint(0, 6))
+    )
+    opportunities = (
+        Opportunity(f"006{n}", "expansion", 5_000.0, "Closed Won", True, AS_OF.date() - timedelta(days=100)),
+    ) if rng.random() < 0.2 else ()
+    nps = (NpsResponse(AS_OF - timedelta(days=20), rng.randint(0, 10)),) if rng.random() < 0.3 else ()
+    start_index = max(0, USAGE_DAYS - (AS_OF.date() - start).days - 1)
+    return AccountFacts(account, contacts, opportunities, activities, tickets,
+                        _usage(rng, days, users, start_index), nps)
+
+
+def synth_history(facts: list[AccountFacts], model, rng: random.Random) -> dict[str, list[PastResult]]:
+    """Daily past scores for five weeks ending near each account's real current score: a gentle random
+    walk, with one account in five sliding (so trend and band-change rules have work to do)."""
+    current = {s.result.account_id: s.result.score for s in score_portfolio(facts, model, None, {}, AS_OF)}
+    history = {}
+    for f in facts:
+        score = float(current[f.account.id])
+        drift = rng.choice((0.0, 0.0, 0.0, 0.0, rng.uniform(0.3, 1.0)))  # points lost per day, walking back
+        past = []
+        for days_ago in range(1, 36):
+            score = max(0.0, min(100.0, score + drift + rng.uniform(-1.0, 1.0)))
+            rounded = round(score)
+            past.append(PastResult(AS_OF - timedelta(days=days_ago), rounded, model.base.band_for(rounded).name))
+        history[f.account.id] = past[::-1]
+    return history
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=100_000)
+    parser.add_argument("--preset", default="default")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    presets = ROOT / "config" / "presets"
+    model = load_model(yaml.safe_load((presets / f"{args.preset}.yaml").read_text()))
+    playbook = load_playbook(yaml.safe_load((presets / "playbook-default.yaml").read_text()))
+    rng = random.Random(args.seed)
+    days = [AS_OF.date() - timedelta(days=USAGE_DAYS - 1 - i) for i in range(USAGE_DAYS)]
+
+    t0 = time.perf_counter()
+    facts = [synth_account(n, rng, days) for n in range(args.accounts)]
+    generated = time.perf_counter() - t0
+    history = synth_history(facts, model, rng)
+    gc.collect()
+    gc.freeze()  # the facts are long-lived: keep the cyclic collector from rescanning them (as the daemon would)
+    usage_rows = sum(len(f.usage) for f in facts)
+    rss_after_generation = peak_rss_mb()
+
+    t1 = time.perf_counter()
+    calculator = SignalCalculator(model.signal_config, AS_OF)
+    signals = [calculator.compute(f) for f in facts]
+    t2 = time.perf_counter()
+    segments = [segment_for(s.values["acv"], model.segments) for s in signals]
+    populations = Populations.build(model.percentile_measures(), signals, segments)
+    for s, segment in zip(signals, segments, strict=True):
+        model.variant_for(segment).score(s.values, populations, segment)
+    t3 = time.perf_counter()
+    c3 = time.process_time()
+    scored = score_portfolio(facts, model, playbook, history, AS_OF)
+    t4 = time.perf_counter()
+    c4 = time.process_time()
+
+    n = len(facts)
+    intents = sum(len(s.intents) for s in scored)
+    pipeline = t4 - t3
+    print(f"preset {args.preset}, {n:,} accounts, {usage_rows:,} usage rows, "
+          f"{sum(len(f.tickets) for f in facts):,} tickets, {sum(len(f.activities) for f in facts):,} activities")
+    print(f"{'stage':<38}{'seconds':>9}{'accounts/s':>14}")
+    print(f"{'generate facts (not timed in target)':<38}{generated:>9.2f}{n / generated:>14,.0f}")
+    print(f"{'signals only':<38}{t2 - t1:>9.2f}{n / (t2 - t1):>14,.0f}")
+    print(f"{'model score only':<38}{t3 - t2:>9.2f}{n / (t3 - t2):>14,.0f}")
+    print(f"{'score_portfolio (signals->score->rules)':<38}{pipeline:>9.2f}{n / pipeline:>14,.0f}")
+    print(f"{'  same, CPU seconds of this process':<38}{c4 - c3:>9.2f}{n / (c4 - c3):>14,.0f}")
+    print(f"intents: {intents:,}  ({intents / n:.2f} per account)")
+    print(f"peak RSS: {peak_rss_mb():,.0f} MB (after generating facts: {rss_after_generation:,.0f} MB)")
+    target = 10.0 * n / 100_000
+    print(f"target: < {target:.1f} s for {n:,} accounts -> {'PASS' if pipeline < target else 'FAIL'}")
+    return 0 if pipeline < target else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

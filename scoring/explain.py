@@ -1,0 +1,122 @@
+"""Explanations a CSM can read in a CRM text field (≤ 1,000 characters): the measures that pull the score
+down or hold it up, those that moved most since the last score (with raw values), clamps, missing data."""
+
+from __future__ import annotations
+
+from scoring.base import HistoryFacts, PastResult
+from scoring.conditions import format_value
+from scoring.model import ScoreCore
+
+LIMIT = 1000
+_TOP_DRAGS = 3
+_TOP_STRENGTHS = 2
+_TOP_MOVES = 3
+_MIN_MOVE_POINTS = 0.5
+_STRONG = 70.0
+
+# measure rows: (name, component, signal, raw, score, weight, defaulted)
+_NAME, _COMPONENT, _SIGNAL, _RAW, _SCORE, _WEIGHT, _DEFAULTED = range(7)
+
+
+def _capped(score: float) -> float:
+    return 100.0 if score > 100.0 else (0.0 if score < 0.0 else score)
+
+
+def _label(row: tuple) -> str:
+    return f"{row[_COMPONENT]}/{row[_NAME]} ({row[_SIGNAL]}={format_value(row[_RAW])})"
+
+
+def _headline(core: ScoreCore, history: HistoryFacts) -> str:
+    text = f"Health {core.score}/100 ({core.band})"
+    if history.delta_7d is not None:
+        text += f", {history.delta_7d:+d} in 7d"
+    if history.delta_30d is not None:
+        text += f", {history.delta_30d:+d} in 30d"
+    if history.previous_band is not None and history.previous_band != core.band:
+        text += f", was {history.previous_band}"
+    return text + "."
+
+
+def _drags_and_strengths(scored: list[tuple]) -> list[str]:
+    """Drag = points a measure costs the total (weight x (100 - score)); strength = points it brings."""
+    ranked = sorted(((row[_WEIGHT] * (100.0 - _capped(row[_SCORE])), row[_NAME], row) for row in scored),
+                    reverse=True, key=lambda item: item[0])
+    parts = []
+    drags = [(lost, row) for lost, _, row in ranked[:_TOP_DRAGS] if lost > 0.05]
+    if drags:
+        parts.append("Pulling down: " + "; ".join(
+            f"{_label(row)} scored {row[_SCORE]:.0f}, -{lost:.1f} pts" for lost, row in drags) + ".")
+    strong = sorted(((row[_WEIGHT] * _capped(row[_SCORE]), row[_NAME], row) for row in scored
+                     if row[_SCORE] >= _STRONG), reverse=True, key=lambda item: item[0])[:_TOP_STRENGTHS]
+    if strong:
+        parts.append("Holding up: " + "; ".join(f"{_label(row)} scored {row[_SCORE]:.0f}" for _, _, row in strong)
+                     + ".")
+    return parts
+
+
+def _moves(scored: list[tuple], previous: PastResult | None) -> list[str]:
+    if previous is None or not previous.measures:
+        return []
+    before_scores = previous.measures
+    moves = []
+    for row in scored:
+        before = before_scores.get(row[_NAME])
+        if before is None:
+            continue
+        points = row[_WEIGHT] * (_capped(row[_SCORE]) - _capped(before))
+        if points >= _MIN_MOVE_POINTS or points <= -_MIN_MOVE_POINTS:
+            moves.append((abs(points), points, row, before))
+    if not moves:
+        return []
+    moves.sort(reverse=True, key=lambda m: m[0])
+    texts = [
+        f"{row[_COMPONENT]}/{row[_NAME]} {row[_SIGNAL]} {format_value(previous.raw.get(row[_NAME]))}->"
+        f"{format_value(row[_RAW])}, score {before:.0f}->{row[_SCORE]:.0f} ({points:+.1f} pts)"
+        for _, points, row, before in moves[:_TOP_MOVES]
+    ]
+    return [f"Moved since {previous.as_of.date().isoformat()}: " + "; ".join(texts) + "."]
+
+
+def _missing(core: ScoreCore, rows: list[tuple]) -> list[str]:
+    if not rows:
+        return []
+    how = {"default": "scored as the default", "ignore": "counted as 0"}.get(core.policy, "left out, re-weighted")
+    return [f"No data ({how}): " + ", ".join(row[_SIGNAL] for row in rows) + "."]
+
+
+def explain(core: ScoreCore, history: HistoryFacts, previous: PastResult | None) -> str:
+    scored = []
+    missing = []
+    for row in core.measure_rows:
+        (missing if row[_RAW] is None else scored).append(row)
+    parts = [_headline(core, history)]
+    parts.extend(_drags_and_strengths(scored))
+    parts.extend(_moves(scored, previous))
+    clamped = [row for row in core.component_rows if row[4]]
+    if clamped:
+        parts.append("Clamped: " + "; ".join(
+            f"{name} {unclamped:.1f}->{score:.0f}" for name, score, _, unclamped, _ in clamped) + ".")
+    parts.extend(_missing(core, missing))
+    if core.insufficient_data:
+        parts.append(f"Insufficient data: only {core.coverage * 100:.0f}% of the model's weight has data.")
+    return fit(parts)
+
+
+def fit(parts: list[str], limit: int = LIMIT) -> str:
+    """Join parts, dropping the tail (marked with an ellipsis) once the limit would be passed."""
+    text = " ".join(parts)
+    if len(text) <= limit:
+        return text
+    text = ""
+    for part in parts:
+        candidate = f"{text} {part}" if text else part
+        if len(candidate) <= limit:
+            text = candidate
+            continue
+        room = limit - len(text) - (1 if text else 0) - 1
+        if room > 20:
+            text = (f"{text} " if text else "") + part[:room].rstrip() + "…"
+        elif len(text) + 1 <= limit:
+            text += "…"
+        break
+    return text[:limit]

@@ -1,0 +1,143 @@
+"""The one entry point the sync layer calls: facts for a whole portfolio -> health results + intents,
+as of one instant. Also backfills history by scoring the same facts as of earlier instants."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from scoring.base import AccountFacts, HealthResult, PastResult, ScoredAccount, Signals
+from scoring.explain import explain
+from scoring.history import HistoryClock, ScoreHistory
+from scoring.model import HealthModel, Populations
+from scoring.playbook import Playbook, RuleContext
+from scoring.renewal import renewal_stage, segment_for
+from scoring.signals import SignalCalculator
+
+_NO_HISTORY: tuple[PastResult, ...] = ()
+
+
+def _require_aware(as_of: datetime) -> None:
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware (UTC)")
+
+
+def score_portfolio(
+    facts: Sequence[AccountFacts],
+    model: HealthModel,
+    playbook: Playbook | None,
+    history: Mapping[str, Sequence[PastResult]],
+    as_of: datetime,
+) -> list[ScoredAccount]:
+    """Score every account as of `as_of` and run the playbook (if any) on each result.
+
+    Results come back in the order of `facts`. Nothing but percentile measures looks across accounts,
+    so without them each result depends only on its own facts and history."""
+    _require_aware(as_of)
+    # Scoring allocates millions of short-lived acyclic objects next to a large heap of facts; the cyclic
+    # collector would rescan that heap again and again for nothing, so it is paused for the run.
+    collector_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        calculator = SignalCalculator(model.signal_config, as_of)
+        signals = [calculator.compute(f) for f in facts]
+        segments = [segment_for(s.values["acv"], model.segments) for s in signals]
+        percentile_measures = model.percentile_measures()
+        populations = (Populations.build(percentile_measures, signals, segments) if percentile_measures
+                       else Populations())
+        clock = HistoryClock(as_of)
+        return [
+            _score_one(f, s, segment, model, playbook, history.get(f.account.id, _NO_HISTORY), clock, populations)
+            for f, s, segment in zip(facts, signals, segments, strict=True)
+        ]
+    finally:
+        if collector_was_on:
+            gc.enable()
+
+
+def _score_one(
+    facts: AccountFacts,
+    signals: Signals,
+    segment: str | None,
+    model: HealthModel,
+    playbook: Playbook | None,
+    past: Sequence[PastResult],
+    clock: HistoryClock,
+    populations: Populations,
+) -> ScoredAccount:
+    as_of = clock.as_of
+    values = signals.values
+    variant = model.variant_for(segment)
+    core = variant.score(values, populations, segment)
+    score_history = ScoreHistory(past, clock)
+    facts_of_history = score_history.summarise(core.score, core.band)
+    days_to_renewal = values["days_to_renewal"]
+    stage = renewal_stage(days_to_renewal, values["renewal_signed"], model.windows_for(segment))
+    result = HealthResult(
+        account_id=facts.account.id,
+        as_of=as_of,
+        score=core.score,
+        band=core.band,
+        band_colour=core.colour,
+        component_rows=core.component_rows,
+        measure_rows=core.measure_rows,
+        trend_7d=facts_of_history.delta_7d,
+        trend_30d=facts_of_history.delta_30d,
+        renewal_stage=stage,
+        days_to_renewal=None if days_to_renewal is None else int(days_to_renewal),
+        segment=segment,
+        insufficient_data=core.insufficient_data,
+        coverage=core.coverage,
+        active_signals=model.active_flags(signals),
+        explanation=explain(core, facts_of_history, score_history.previous),
+        history=facts_of_history,
+    )
+    if playbook is None:
+        return ScoredAccount(result)
+    context = RuleContext(
+        values,
+        signals.evidence,
+        facts_of_history,
+        core.score,
+        core.band,
+        variant.band_ranks,
+        {
+            "score": core.score,
+            "band": core.band,
+            "is_healthy": core.is_healthy,
+            "previous_score": facts_of_history.previous_score,
+            "previous_band": facts_of_history.previous_band,
+            "score_delta_7d": facts_of_history.delta_7d,
+            "score_delta_30d": facts_of_history.delta_30d,
+            "score_decline_weeks": facts_of_history.decline_weeks,
+            "renewal_stage": stage,
+            "segment": segment,
+            "insufficient_data": core.insufficient_data,
+            "coverage_pct": round(core.coverage * 100.0, 1),
+        },
+    )
+    return ScoredAccount(result, tuple(playbook.evaluate(context, facts.account, as_of)))
+
+
+def backfill_history(
+    facts: Sequence[AccountFacts],
+    model: HealthModel,
+    as_of: datetime,
+    days_back: Iterable[int] = (30, 7),
+) -> dict[str, list[PastResult]]:
+    """Past results for a first run: the same facts scored as of `as_of - N days` for each N (oldest
+    first, each seeing the ones before it), so trend and band-change rules work from day one."""
+    _require_aware(as_of)
+    history: dict[str, list[PastResult]] = {f.account.id: [] for f in facts}
+    for days in sorted(set(days_back), reverse=True):
+        if days <= 0:
+            raise ValueError("days_back must be positive numbers of days")
+        moment = as_of - timedelta(days=days)
+        for scored in score_portfolio(facts, model, None, history, moment):
+            history[scored.result.account_id].append(scored.result.to_past())
+    return history
+
+
+def results_only(scored: Iterable[ScoredAccount]) -> list[HealthResult]:
+    return [s.result for s in scored]
