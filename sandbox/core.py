@@ -17,6 +17,7 @@ Tests in the same process use the `SandboxServer` handle directly (server.faults
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import ssl
@@ -26,7 +27,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,13 @@ class SandboxClock:
     """Wall-clock time shifted by an offset that tests (and the demo's "a week passes") can advance."""
 
     def __init__(self, start: datetime | None = None):
-        real_now = datetime.now(timezone.utc)
+        real_now = datetime.now(UTC)
         self._offset = (start - real_now) if start is not None else timedelta(0)
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
-            return datetime.now(timezone.utc) + self._offset
+            return datetime.now(UTC) + self._offset
 
     def advance(self, delta: timedelta) -> None:
         with self._lock:
@@ -295,11 +296,6 @@ def read_json(request: Request) -> Any:
 # ----------------------------------------------------------------------------------------------- server
 
 
-class _QuietWSGIServerMixin:
-    def handle_error(self, request: Any, client_address: Any) -> None:  # noqa: D401 - socketserver hook
-        """Connection resets (ours or the client's) are expected in fault tests; stay quiet."""
-
-
 class SandboxServer:
     """Serves every emulator on two loopback ports: TLS (Salesforce needs it) and plain HTTP."""
 
@@ -354,6 +350,8 @@ class SandboxServer:
         return f"http://{self.host}:{self.http_port}"
 
     def start(self) -> SandboxServer:
+        # werkzeug logs every request at INFO; a sandbox serving thousands of SDK calls would drown the output.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         leaf = self._ca.issue_cert("127.0.0.1", "localhost")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         leaf.configure_cert(ctx)
