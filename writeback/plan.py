@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from scoring.base import HealthResult, Intent
 from writeback.base import (
@@ -192,7 +192,21 @@ def normalise(value: FieldValue) -> str:
     try:
         return _number_text(float(text))
     except ValueError:
-        return text
+        pass
+    return _datetime_text(text) or text
+
+
+def _datetime_text(text: str) -> str | None:
+    """`2026-11-23T12:00:00.000Z` and `2026-11-23T12:00:00+00:00` are the same instant: compare as UTC seconds."""
+    if len(text) < 19 or text[4] != "-" or text[10] not in "T ":
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _number_text(number: float) -> str:

@@ -108,3 +108,5 @@ def test_escalation_routed_by_email_or_reported_unresolved():
 
 def test_value_normalisation():
     assert same_value(72, "72.0") and same_value(None, "") and not same_value(72, 73) and same_value(True, "true")
+    assert same_value("2026-11-23T12:00:00+00:00", "2026-11-23T12:00:00.000Z")
+    assert not same_value("2026-11-23T12:00:00+00:00", "2026-11-23T12:00:01Z")
