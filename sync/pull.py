@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from connectors.base import AuthError, HealthsyncError, Page, QuotaExhaustedError, Source
+from connectors.base import AuthError, HealthsyncError, Page, QuotaExhaustedError, RetryableError, Source
 from connectors.cursor import StreamState
 from sync.store import Store
 from sync.store_rows import RecordRow
@@ -101,7 +101,7 @@ def _pull_stream(store, source, stream, report, as_of, now, full, run_id, stop, 
 
 
 def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, run_id: str | None) -> None:
-    rows, deletes = [], list(page.deleted_ids)
+    rows, deletes = [], list(page.deleted_ids) + _replaced_by_window(store, source, stream, page)
     for record in page.records:
         if getattr(record, "deleted", False):
             deletes.append(record.primary_key)
@@ -112,11 +112,22 @@ def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, r
     store.commit_page(source, stream, rows, deletes, state, now=now, run_id=run_id)
 
 
+def _replaced_by_window(store: Store, source: str, stream: str, page: Page) -> list[str]:
+    """A page that re-aggregates a window of days (Mixpanel's late-event lookback) replaces those days whole:
+    stored day rows in the window that the page no longer holds are deleted with it, in the same transaction.
+    Day rows are keyed `<kind>:<key>:<YYYY-MM-DD>`."""
+    extra = page.state.extra if page.state is not None else {}
+    first, last = extra.get("window_first_day"), extra.get("window_last_day")
+    if not isinstance(first, str) or not isinstance(last, str):
+        return []
+    kept = {r.primary_key for r in page.records}
+    return [rid for rid in store.live_record_ids(source, stream)
+            if first <= rid.rsplit(":", 1)[-1] <= last and rid not in kept]
+
+
 def _kind(exc: HealthsyncError) -> str:
     if isinstance(exc, AuthError):
         return "auth"
     if isinstance(exc, QuotaExhaustedError):
         return "quota"
-    from connectors.base import RetryableError
-
     return "retryable" if isinstance(exc, RetryableError) else "fatal"

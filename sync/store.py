@@ -295,6 +295,13 @@ class Store(AggregateOps, LedgerOps):
                 return
             after = batch[-1].record_id
 
+    def live_record_ids(self, source: str, stream: str) -> list[str]:
+        """The ids of a stream's live records (cheap: no payloads), e.g. to find rows a re-read replaced."""
+        c = t.records.c
+        query = sa.select(c.record_id).where(c.source == source, c.stream == stream, c.deleted.is_(sa.false()))
+        with self._read() as conn:
+            return [row[0] for row in conn.execute(query)]
+
     def records_for_account(
         self,
         account_id: str,

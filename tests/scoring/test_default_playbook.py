@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from scoring_factories import AS_OF, account, default_playbook, rule_context
+from .scoring_factories import AS_OF, account, default_playbook, rule_context
 
 from scoring.base import HistoryFacts
 

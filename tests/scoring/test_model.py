@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from scoring_factories import preset_dict
+from .scoring_factories import preset_dict
 
 from scoring import ModelError, load_model
 from scoring.measures import percentile_rank

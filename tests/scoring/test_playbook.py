@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from scoring_factories import AS_OF, account, rule_context
+from .scoring_factories import AS_OF, account, rule_context
 
 from scoring import ModelError, load_playbook
 from scoring.base import HistoryFacts

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from scoring_factories import AS_OF, account, day, days_ago, default_playbook, facts, preset, usage_rows
+from .scoring_factories import AS_OF, account, day, days_ago, default_playbook, facts, preset, usage_rows
 
 from scoring import Activity, Contact, PastResult, Ticket, backfill_history, score_portfolio
 from scoring.explain import fit

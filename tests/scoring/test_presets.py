@@ -4,7 +4,7 @@ example computed straight from its seed's numbers."""
 from __future__ import annotations
 
 import pytest
-from scoring_factories import PRESET_NAMES, preset, preset_dict
+from .scoring_factories import PRESET_NAMES, preset, preset_dict
 
 from scoring.base import HistoryFacts, Signals
 from scoring.explain import explain

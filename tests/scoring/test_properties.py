@@ -6,7 +6,7 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scoring_factories import AS_OF, PRESET_NAMES, default_playbook, preset, random_facts
+from .scoring_factories import AS_OF, PRESET_NAMES, default_playbook, preset, random_facts
 
 from scoring import load_model, score_portfolio
 from scoring.model import Populations

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from scoring_factories import AS_OF, preset
+from .scoring_factories import AS_OF, preset
 
 from scoring import PastResult
 from scoring.history import summarise_history

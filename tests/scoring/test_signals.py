@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from scoring_factories import AS_OF, account, day, days_ago, facts, usage_rows
+from .scoring_factories import AS_OF, account, day, days_ago, facts, usage_rows
 
 from scoring import Activity, Contact, NpsResponse, Opportunity, Ticket, UsageDay
 from scoring.signals import SIGNALS, SignalCalculator, SignalConfig, compute_signals

@@ -1,0 +1,5 @@
+"""Zendesk connector: zenpy → tickets, ticket metrics, organizations, users and satisfaction ratings."""
+
+from connectors.zendesk.source import ZendeskSource
+
+__all__ = ["ZendeskSource"]
