@@ -328,11 +328,11 @@ class MixpanelSettings(Section):
 
     @model_validator(mode="after")
     def _plan_features_are_known(self) -> MixpanelSettings:
-        known = set(self.feature_events)
-        for tier, features in self.plan_features.items():
-            unknown = [f for f in features if f not in known]
-            if unknown:
-                raise at_path(f"plan_features.{tier}", f"{', '.join(unknown)} not listed in mixpanel.feature_events")
+        # A feature is named by the event's `feature` property, or by the event name when it has none,
+        # so plan features cannot be checked against feature_events; but without feature events none is counted.
+        if self.plan_features and not self.feature_events:
+            raise at_path("plan_features", "set, but mixpanel.feature_events is empty: list the events that mark "
+                                           "feature use (their `feature` property, or the event name, is the feature)")
         return self
 
 

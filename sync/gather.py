@@ -31,6 +31,8 @@ from sync.identity import (
 from sync.store import Store
 from sync.store_rows import IdentityLink
 
+# The store names methods by what was compared; both Mixpanel group-key flavours are "group_key" there.
+_STORED_METHOD = {"group_crm_id": "group_key", "group_domain": "group_key"}
 ZENDESK = "zendesk"
 MIXPANEL = "mixpanel"
 
@@ -113,7 +115,8 @@ def _resolve_usage(index: AccountIndex, records: Iterable[DailyUsageRecord], out
 
 def _save_links(store: Store, resolutions: list[Resolution], now: datetime) -> None:
     links = [IdentityLink(source=r.source, external_key=r.external_key, status=r.status, account_id=r.account_id,
-                          method=r.method, candidates=r.candidates) for r in resolutions]
+                          method=_STORED_METHOD.get(r.method or "", r.method), candidates=r.candidates)
+             for r in resolutions]
     if links:
         store.upsert_identity_links(links, now=now)
 

@@ -91,7 +91,6 @@ def demo_config(server, crm: str, workdir: Path) -> tuple[Path, dict[str, str]]:
                                             "password": "${DEMO_SF_PASSWORD}", "security_token": "${DEMO_SF_TOKEN}"}}
     else:
         crm_block["hubspot"] = {"auth": {"mode": "private_app", "access_token": "${DEMO_HUBSPOT_TOKEN}"}}
-    features = sorted({f for fs in PLAN_FEATURES.values() for f in fs})
     config = {
         "crm": crm_block,
         "zendesk": {"subdomain": DEMO.zendesk.subdomain,
@@ -101,7 +100,7 @@ def demo_config(server, crm: str, workdir: Path) -> tuple[Path, dict[str, str]]:
                      "service_account": {"username": DEMO.mixpanel.service_account_username,
                                          "secret": "${DEMO_MIXPANEL_SECRET}"},
                      "login_event": "login", "core_action_events": list(CORE_ACTION_EVENTS),
-                     "feature_events": features, "first_value_event": VALUE_EVENTS[0],
+                     "feature_events": ["feature_used"], "first_value_event": VALUE_EVENTS[0],
                      "plan_features": {k: list(v) for k, v in PLAN_FEATURES.items()}},
         "store": {"data_dir": str(workdir)},
         "writeback": {"dry_run": False},

@@ -223,8 +223,8 @@ def test_programmatic_settings_accept_secretstr():
         ("sandbox:\n  zendesk_url: 127.0.0.1:8080\n", "sandbox.zendesk_url (line 8): '127.0.0.1:8080' is not an http(s) URL"),
         ("identity:\n  zendesk_order: [domain, domain]\n", "identity.zendesk_order (line 8): each method may appear once"),
         ("mixpanel:\n  project_id: 5\n  service_account: {username: u, secret: '${MP}'}\n  core_action_events: [a]\n"
-         "  feature_events: [a]\n  plan_features: {pro: [a, b]}\n",
-         "mixpanel.plan_features.pro (line 12): b not listed in mixpanel.feature_events"),
+         "  plan_features: {pro: [a, b]}\n",
+         "mixpanel.plan_features (line 11): set, but mixpanel.feature_events is empty"),
         ("zendsk: {}\n", "zendsk (line 7): unknown key 'zendsk' (did you mean 'zendesk'?)"),
     ],
 )
