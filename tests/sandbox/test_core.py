@@ -1,7 +1,7 @@
 """The sandbox server's shared machinery: routing, TLS with its own CA, call counts, faults, rate limits."""
 
-import requests
 import pytest
+import requests
 from werkzeug.routing import Map, Rule
 
 from sandbox.core import Emulator, SandboxServer, SlidingWindowLimit, json_response

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from .scoring_factories import AS_OF, account, default_playbook, rule_context
 
 from scoring.base import HistoryFacts
+
+from .scoring_factories import AS_OF, account, default_playbook, rule_context
 
 CANONICAL_IDS = (
     "below_threshold outreach_24h sharp_drop sharp_drop_manager slow_decline band_change_intervention "

@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytest
-from .scoring_factories import preset_dict
 
 from scoring import ModelError, load_model
 from scoring.measures import percentile_rank
 from scoring.model import Populations
+
+from .scoring_factories import preset_dict
 
 
 def tiny_model(**changes) -> dict:

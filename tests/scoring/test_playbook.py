@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from .scoring_factories import AS_OF, account, rule_context
 
 from scoring import ModelError, load_playbook
 from scoring.base import HistoryFacts
 from scoring.playbook import parse_duration, window_key
+
+from .scoring_factories import AS_OF, account, rule_context
 
 
 def book(*rules, roles=None, defaults=None) -> dict:

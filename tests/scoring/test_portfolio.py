@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from .scoring_factories import AS_OF, account, day, days_ago, default_playbook, facts, preset, usage_rows
 
 from scoring import Activity, Contact, PastResult, Ticket, backfill_history, score_portfolio
 from scoring.explain import fit
+
+from .scoring_factories import AS_OF, account, day, days_ago, default_playbook, facts, preset, usage_rows
 
 
 def active_account(**overrides):

@@ -4,11 +4,12 @@ example computed straight from its seed's numbers."""
 from __future__ import annotations
 
 import pytest
-from .scoring_factories import PRESET_NAMES, preset, preset_dict
 
 from scoring.base import HistoryFacts, Signals
 from scoring.explain import explain
 from scoring.model import Populations
+
+from .scoring_factories import PRESET_NAMES, preset, preset_dict
 
 SPEC_TABLE = {
     "default": ({"usage": 30, "support_sentiment": 20, "engagement": 20, "contract": 15, "stakeholder": 15},

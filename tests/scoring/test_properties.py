@@ -6,11 +6,12 @@ import random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from .scoring_factories import AS_OF, PRESET_NAMES, default_playbook, preset, random_facts
 
 from scoring import load_model, score_portfolio
 from scoring.model import Populations
 from scoring.signals import BOOLEAN_SIGNALS
+
+from .scoring_factories import AS_OF, PRESET_NAMES, default_playbook, preset, random_facts
 
 # the direction each preset measure rewards; a preset measure on a signal in neither set fails the test below
 HIGHER_IS_BETTER = {

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from .scoring_factories import AS_OF, preset
 
 from scoring import PastResult
 from scoring.history import summarise_history
 from scoring.renewal import DEFAULT_SEGMENTS, RenewalWindows, renewal_stage, segment_for
+
+from .scoring_factories import AS_OF, preset
 
 
 @pytest.mark.parametrize("days, signed, stage", [

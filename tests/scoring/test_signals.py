@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from .scoring_factories import AS_OF, account, day, days_ago, facts, usage_rows
 
 from scoring import Activity, Contact, NpsResponse, Opportunity, Ticket, UsageDay
 from scoring.signals import SIGNALS, SignalCalculator, SignalConfig, compute_signals
+
+from .scoring_factories import AS_OF, account, day, days_ago, facts, usage_rows
 
 
 def signals_of(f, config=SignalConfig(), as_of=AS_OF):
