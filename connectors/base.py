@@ -16,9 +16,9 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from connectors.cursor import StreamState
@@ -118,6 +118,9 @@ class Page:
     deleted_ids: tuple[str, ...] = ()
     skipped: tuple[SkippedRecord, ...] = ()
     state: StreamState | None = None
+    # The source's own payload per record primary key, kept beside the canonical record so a changed
+    # field map can be re-applied without pulling again (optional: aggregated streams have none).
+    raw: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # connectors build these from lists; freezing them here keeps a yielded page immutable

@@ -106,8 +106,9 @@ def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, r
         if getattr(record, "deleted", False):
             deletes.append(record.primary_key)
             continue
+        raw = page.raw.get(record.primary_key)
         rows.append(RecordRow(record_id=record.primary_key, data=record.to_json(),
-                              updated_at=getattr(record, "updated_at", None)))
+                              updated_at=getattr(record, "updated_at", None), raw=dict(raw) if raw else None))
     state = page.state.to_json() if page.state is not None else {}
     store.commit_page(source, stream, rows, deletes, state, now=now, run_id=run_id)
 

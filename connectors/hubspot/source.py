@@ -177,9 +177,9 @@ class HubSpotSource:
             extra_filters.append({"propertyName": self.field_map.write.task_key, "operator": "HAS_PROPERTY"})
         for object_type in spec.object_types:
             start = sub_state(state, object_type, multi=len(spec.object_types) > 1)
-            for records, skipped, sub in self._scan(stream, object_type, start, as_of, extra_filters):
+            for records, skipped, sub, raw in self._scan(stream, object_type, start, as_of, extra_filters):
                 state = with_sub_state(state, object_type, sub, spec.object_types)
-                yield Page(records=records, skipped=skipped, state=state)
+                yield Page(records=records, skipped=skipped, state=state, raw=raw)
         if spec.archivable and (full or sweep_due(state, as_of, self.sweep_every)):
             assert state is not None  # every object type yielded at least one page above
             yield from self._sweep(stream, spec, state, as_of, full)
@@ -187,8 +187,8 @@ class HubSpotSource:
     # ------------------------------------------------------------------------------------------ search
     def _scan(self, stream: str, object_type: str, sub: StreamState | None, as_of: datetime,
               extra_filters: Sequence[Mapping[str, Any]]) -> Iterator[tuple[list[Any], list[SkippedRecord],
-                                                                             StreamState]]:
-        """(records, skipped, cursor) per chunk of ≤ CHUNK_ROWS rows; at least one chunk, even an empty one."""
+                                                                             StreamState, dict]]:
+        """(records, skipped, cursor, raw payloads) per chunk of ≤ CHUNK_ROWS rows; at least one chunk, even an empty one."""
         lower, upper = window_query_bounds(sub, self.overlap, as_of, start=self.start)
         pages = keyset_search(self.client, object_type, self.mapper.properties(object_type), lower=lower,
                               upper=upper, extra_filters=extra_filters)
@@ -197,14 +197,14 @@ class HubSpotSource:
         for rows in pages:
             buffer.extend(rows)
             if len(buffer) >= CHUNK_ROWS:
-                records, skipped, sub = self._chunk(stream, object_type, buffer, sub, as_of)
+                records, skipped, sub, raw = self._chunk(stream, object_type, buffer, sub, as_of)
                 buffer, emitted = [], True
-                yield records, skipped, sub
+                yield records, skipped, sub, raw
         if buffer or not emitted:
             yield self._chunk(stream, object_type, buffer, sub, as_of)
 
     def _chunk(self, stream: str, object_type: str, rows: list[Row], sub: StreamState | None,
-               as_of: datetime) -> tuple[list[Any], list[SkippedRecord], StreamState]:
+               as_of: datetime) -> tuple[list[Any], list[SkippedRecord], StreamState, dict]:
         is_fresh = freshness(sub)
         keyed = [r for r in rows if r.key is not None]
         skipped = [self._skip(stream, r, "hs_lastmodifieddate or the properties are missing or unreadable")
@@ -212,15 +212,18 @@ class HubSpotSource:
         new = [r for r in keyed if is_fresh(r.key)]  # type: ignore[arg-type]
         links = {target: self._associations(object_type, target, [r.id for r in new])  # type: ignore[misc]
                  for target in STREAMS[stream].links} if new else {}
-        records = []
+        records, raw = [], {}
         for row in new:
             try:
-                records.append(self._build(stream, row, links))
+                record = self._build(stream, row, links)
             except SkippableRecordError as exc:
                 skipped.append(self._skip(stream, row, str(exc)))
+                continue
+            records.append(record)
+            raw[record.primary_key] = {"id": row.id, "properties": dict(row.properties or {})}
         keys = [r.key for r in keyed]
         advanced = advance(sub, keys, cycle_started_at=as_of, overlap=self.overlap)  # type: ignore[arg-type]
-        return records, skipped, remember(sub, advanced, keys)  # type: ignore[arg-type]
+        return records, skipped, remember(sub, advanced, keys), raw  # type: ignore[arg-type]
 
     def _build(self, stream: str, row: Row, links: Mapping[str, Mapping[str, str]]) -> Any:
         assert row.key is not None and row.properties is not None

@@ -196,7 +196,7 @@ class SalesforceSource:
     # ------------------------------------------------------------------------------------------ pages
     def _page(self, stream: str, batch: Sequence[_Row], state: StreamState | None,
               as_of: datetime) -> tuple[Page, StreamState]:
-        records, deleted_ids, skipped, stamps = [], [], [], []
+        records, deleted_ids, skipped, stamps, raw = [], [], [], [], {}
         for item in batch:
             rid = item.row.get("Id") if isinstance(item.row.get("Id"), str) else None
             if item.key is None:
@@ -211,8 +211,11 @@ class SalesforceSource:
                 skipped.append(self._skip(stream, rid, str(exc), item.row))
                 continue
             (deleted_ids if isinstance(built, str) else records).append(built)
+            if not isinstance(built, str):
+                raw[built.primary_key] = {k: v for k, v in item.row.items() if k != "attributes"}
         new_state = advance(state, stamps, cycle_started_at=as_of, overlap=self.overlap)
-        return Page(records=records, deleted_ids=deleted_ids, skipped=skipped, state=new_state), new_state
+        page = Page(records=records, deleted_ids=deleted_ids, skipped=skipped, state=new_state, raw=raw)
+        return page, new_state
 
     def _build(self, stream: str, item: _Row) -> Any:
         row, fields = item.row, item.fields
