@@ -1,14 +1,20 @@
-"""Zendesk Support API emulator: the incremental cursor ticket export, cursor- and offset-paged lists, single
-reads, token/OAuth auth and the account-wide plus incremental-export rate limits — faithful enough for zenpy.
+"""Zendesk Support API emulator: the incremental exports (cursor-based tickets and users, time-based
+organizations), cursor- and offset-paged lists, single reads, token/OAuth auth and the account-wide plus
+incremental-export rate limits — faithful enough for zenpy.
 
 What it serves (all under `/api/v2/`):
     GET incremental/tickets/cursor.json   start_time=<unix> | cursor=<C>, per_page<=1000, include=users,organizations,metric_sets
+    GET incremental/users/cursor.json     start_time=<unix> | cursor=<C>, per_page<=1000; deleted users have active: false
+    GET incremental/organizations.json    start_time=<unix>, per_page<=1000 (time-based: next_page, end_time, count);
+                                          deleted organizations carry deleted_at
     GET organizations.json, users.json, ticket_metrics.json, tickets.json, satisfaction_ratings[.json]
         cursor paging (page[size]<=100, page[after], page[before]) or offset paging (page, per_page<=100)
     GET organizations/{id}.json, users/{id}.json, tickets/{id}.json, tickets/{id}/metrics.json,
         ticket_metrics/{id}.json, satisfaction_ratings/{id}[.json]
 Quirks kept on purpose (see sdk-notes §3): absolute `after_url`/`links.next` on the emulator's own host,
-URL-safe alphanumeric cursors, no `end_time` in cursor-export pages, integer `Retry-After`.
+URL-safe alphanumeric cursors, no `end_time` in cursor-export pages, integer `Retry-After`. The time-based export
+repeats the items stamped at a page's `end_time` at the start of the next page (the next page starts there),
+as Zendesk's does; a page always ends on a timestamp boundary and always gets past its `start_time`.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ EXPORT_MAX_PAGE = 1000
 LIST_MAX_PAGE = 100
 LIST_DEFAULT_PAGE = 100
 SUPPORT_GROUP_ID = 360000000001
-INCREMENTAL_ENDPOINTS = frozenset({"ticket_export"})
+INCREMENTAL_ENDPOINTS = frozenset({"ticket_export", "user_export", "organization_export"})
 CRMS = ("salesforce", "hubspot")
 RATING_SCORES = ("good", "bad")
 SCORE_FILTERS = frozenset({
@@ -47,6 +53,11 @@ TICKET_FIELDS = frozenset({
     "subject", "raw_subject", "description", "priority", "status", "type", "tags", "requester_id",
     "submitter_id", "assignee_id", "organization_id", "group_id", "external_id", "updated_at",
 })
+ORGANIZATION_FIELDS = frozenset({
+    "name", "external_id", "domain_names", "details", "notes", "tags", "group_id", "updated_at",
+})
+USER_FIELDS = frozenset({"name", "email", "role", "organization_id", "time_zone", "updated_at"})
+USER_ROLES = ("end-user", "agent", "admin")
 METRIC_FIELDS = frozenset({
     "reopens", "replies", "solved_at", "first_resolution_time_in_minutes", "full_resolution_time_in_minutes",
 })
@@ -111,6 +122,36 @@ def _int_arg(args: Any, name: str, default: int | None, low: int, high: int) -> 
     return value
 
 
+def _export_start_time(args: Any, cutoff: int) -> int:
+    """`start_time` of an export request: required, and not within the last minute (Zendesk answers 400)."""
+    if args.get("start_time") is None:
+        raise ZendeskApiError("start_time or cursor is required")
+    start_time = _int_arg(args, "start_time", None, 0, 2**40)
+    if start_time > cutoff:
+        raise ZendeskApiError(f"Parameter start_time ({start_time}) is too recent: start_time must be more "
+                              f"than {EXPORT_DELAY_SECONDS} seconds in the past")
+    return start_time
+
+
+def _time_window(keys: list[Key], start_time: int, cutoff: int, size: int) -> tuple[int, int, int]:
+    """`(lo, hi, end)`: the time-based page `keys[lo:hi]` of the exportable `keys[lo:end]` (start_time..cutoff).
+
+    The page ends on a timestamp boundary so the next one (starting at its last second) loses nothing; when
+    the page would hold nothing newer than `start_time` — a crowd sharing that second — it runs on through
+    the next second, so the export always moves forward.
+    """
+    lo = bisect.bisect_left(keys, (start_time, -(2**62)))
+    end = bisect.bisect_right(keys, (cutoff, 2**62))
+    hi = min(lo + size, end)
+    if lo < hi < end:
+        last_second = keys[hi - 1][0]
+        if last_second <= start_time:
+            after_crowd = bisect.bisect_right(keys, (start_time, 2**62), lo, end)
+            last_second = keys[after_crowd][0] if after_crowd < end else start_time
+        hi = bisect.bisect_right(keys, (last_second, 2**62), lo, end)
+    return lo, hi, end
+
+
 def _window(keys: list[Key], direction: str, position: Key, size: int, last_allowed: Key | None) -> tuple[int, int]:
     """Index range [lo, hi) of the page after (or before) `position` in the sorted `keys`."""
     if direction == "a":
@@ -128,6 +169,8 @@ class ZendeskEmulator(Emulator):
     prefixes = ("/api/v2/",)
     url_map = Map([
         Rule("/api/v2/incremental/tickets/cursor.json", endpoint="ticket_export"),
+        Rule("/api/v2/incremental/users/cursor.json", endpoint="user_export"),
+        Rule("/api/v2/incremental/organizations.json", endpoint="organization_export"),
         Rule("/api/v2/organizations.json", endpoint="organizations"),
         Rule("/api/v2/organizations/<int:record_id>.json", endpoint="organization"),
         Rule("/api/v2/users.json", endpoint="users"),
@@ -153,8 +196,9 @@ class ZendeskEmulator(Emulator):
         self._tickets: dict[int, dict] = {}
         self._metrics: dict[int, dict] = {}  # by ticket id
         self._ratings: dict[int, dict] = {}
-        self._export_keys: list[Key] = []  # sorted (updated_at, id) of every ticket, deleted included
-        self._next_id = {"ticket": 1, "rating": 1}
+        # per exported kind, the sorted (updated_at, id) of every record, deleted ones included
+        self._timelines: dict[str, list[Key]] = {"tickets": [], "users": [], "organizations": []}
+        self._next_id = {"ticket": 1, "rating": 1, "organization": 1, "user": 1}
 
     # ------------------------------------------------------------------------------------------ knobs
     @property
@@ -190,11 +234,19 @@ class ZendeskEmulator(Emulator):
                 self._tickets[ticket.id] = self._ticket_from_model(ticket, agents, ratings_by_ticket.get(ticket.id))
                 self._metrics[ticket.id] = self._metric_from_model(ticket)
             self._ratings = {r.id: self._rating_from_model(r) for r in portfolio.satisfaction_ratings}
-            self._export_keys = sorted((_ts(t["updated_at"]), t["id"]) for t in self._tickets.values())
+            self._timelines = {
+                kind: sorted((_ts(r["updated_at"]), r["id"]) for r in records.values())
+                for kind, records in self._stores().items()
+            }
             self._next_id = {
                 "ticket": max(self._tickets, default=0) + 1,
                 "rating": max(self._ratings, default=0) + 1,
+                "organization": max(self._orgs, default=0) + 1,
+                "user": max(self._users, default=0) + 1,
             }
+
+    def _stores(self) -> dict[str, dict[int, dict]]:
+        return {"tickets": self._tickets, "users": self._users, "organizations": self._orgs}
 
     def _org_from_model(self, org, accounts: dict) -> dict:
         account = accounts.get(org.account_key) if org.account_key else None
@@ -208,7 +260,7 @@ class ZendeskEmulator(Emulator):
             "id": org.id, "name": org.name, "external_id": external_id, "domain_names": list(org.domain_names),
             "details": "", "notes": "", "group_id": None, "shared_tickets": False, "shared_comments": False,
             "tags": [], "organization_fields": {}, "created_at": _utc(org.created_at),
-            "updated_at": _utc(org.updated_at),
+            "updated_at": _utc(org.updated_at), "deleted_at": None,
         }
 
     @staticmethod
@@ -279,7 +331,7 @@ class ZendeskEmulator(Emulator):
             for name, value in fields.items():
                 value = _utc(value) if isinstance(value, datetime) else value
                 (metrics if name in METRIC_FIELDS else ticket)[name] = value
-            self._touch_ticket(ticket, updated_at)
+            self._touch("tickets", ticket, updated_at)
             metrics["updated_at"] = updated_at
             return copy.deepcopy(ticket)
 
@@ -302,7 +354,7 @@ class ZendeskEmulator(Emulator):
             }
             self._tickets[ticket_id] = ticket
             self._metrics[ticket_id] = self._empty_metric(ticket)
-            bisect.insort(self._export_keys, (_ts(stamp), ticket_id))
+            bisect.insort(self._timelines["tickets"], (_ts(stamp), ticket_id))
             return ticket_id
 
     def delete_ticket(self, ticket_id: int) -> None:
@@ -326,16 +378,109 @@ class ZendeskEmulator(Emulator):
                 "group_id": SUPPORT_GROUP_ID, "created_at": stamp, "updated_at": stamp,
             }
             ticket["satisfaction_rating"] = {"score": score, "id": rating_id, "comment": comment}
-            self._touch_ticket(ticket, stamp)
+            self._touch("tickets", ticket, stamp)
             return rating_id
 
-    def _touch_ticket(self, ticket: dict, updated_at: datetime) -> None:
-        old_key = (_ts(ticket["updated_at"]), ticket["id"])
-        index = bisect.bisect_left(self._export_keys, old_key)
-        if index < len(self._export_keys) and self._export_keys[index] == old_key:
-            del self._export_keys[index]
-        ticket["updated_at"] = updated_at
-        bisect.insort(self._export_keys, (_ts(updated_at), ticket["id"]))
+    def _touch(self, kind: str, record: dict, updated_at: datetime) -> None:
+        """Move `record` to its new place in the export order of `kind` and stamp it."""
+        timeline = self._timelines[kind]
+        old_key = (_ts(record["updated_at"]), record["id"])
+        index = bisect.bisect_left(timeline, old_key)
+        if index < len(timeline) and timeline[index] == old_key:
+            del timeline[index]
+        record["updated_at"] = updated_at
+        bisect.insort(timeline, (_ts(updated_at), record["id"]))
+
+    # organizations and users: what an admin does in Zendesk, stamped with the sandbox clock
+    def organizations(self) -> list[dict]:
+        """Every organization (deleted included, with `deleted_at`) as the API renders it, ordered by id."""
+        base = self.base_urls.get("https", "")
+        with self.lock:
+            return [self._renderers(base)["organizations"](o) for _, o in sorted(self._orgs.items())]
+
+    def users(self) -> list[dict]:
+        """Every user (deleted ones have `active: false`) as the API renders it, ordered by id."""
+        base = self.base_urls.get("https", "")
+        with self.lock:
+            return [self._renderers(base)["users"](u) for _, u in sorted(self._users.items())]
+
+    def add_organization(self, name: str, *, external_id: str | None = None, domain_names: Iterable[str] = (),
+                         created_at: datetime | None = None) -> int:
+        """Create an organization stamped with the sandbox clock (or `created_at`); returns its id."""
+        with self.lock:
+            org_id = self._take_id("organization")
+            stamp = _utc(created_at or self.clock.now())
+            self._orgs[org_id] = {
+                "id": org_id, "name": name, "external_id": external_id, "domain_names": list(domain_names),
+                "details": "", "notes": "", "group_id": None, "shared_tickets": False, "shared_comments": False,
+                "tags": [], "organization_fields": {}, "created_at": stamp, "updated_at": stamp, "deleted_at": None,
+            }
+            bisect.insort(self._timelines["organizations"], (_ts(stamp), org_id))
+            return org_id
+
+    def update_organization(self, org_id: int, **fields: Any) -> dict:
+        """Edit an organization (API field names) and bump `updated_at` to the sandbox clock (or the given one)."""
+        return self._edit("organizations", org_id, ORGANIZATION_FIELDS, fields)
+
+    def delete_organization(self, org_id: int) -> None:
+        """Delete: gone from lists and single reads; the export carries it with `deleted_at` set."""
+        with self.lock:
+            org = self._live(self._orgs, org_id, "organization")
+            stamp = _utc(self.clock.now())
+            org["deleted_at"] = stamp
+            self._touch("organizations", org, stamp)
+
+    def add_user(self, name: str, email: str, *, organization_id: int | None = None, role: str = "end-user",
+                 created_at: datetime | None = None) -> int:
+        """Create a user stamped with the sandbox clock (or `created_at`); returns its id."""
+        if role not in USER_ROLES:
+            raise ValueError(f"role must be one of {USER_ROLES}, got {role!r}")
+        with self.lock:
+            user_id = self._take_id("user")
+            stamp = _utc(created_at or self.clock.now())
+            self._users[user_id] = {
+                "id": user_id, "name": name, "email": email, "role": role, "organization_id": organization_id,
+                "active": True, "verified": True, "time_zone": "UTC", "created_at": stamp, "updated_at": stamp,
+            }
+            bisect.insort(self._timelines["users"], (_ts(stamp), user_id))
+            return user_id
+
+    def update_user(self, user_id: int, **fields: Any) -> dict:
+        """Edit a user (API field names) and bump `updated_at` to the sandbox clock (or the given one)."""
+        if "role" in fields and fields["role"] not in USER_ROLES:
+            raise ValueError(f"role must be one of {USER_ROLES}, got {fields['role']!r}")
+        return self._edit("users", user_id, USER_FIELDS, fields)
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete: gone from lists; single reads and the export show it with `active: false`."""
+        with self.lock:
+            user = self._live(self._users, user_id, "user")
+            user["active"] = False
+            self._touch("users", user, _utc(self.clock.now()))
+
+    def _edit(self, kind: str, record_id: int, allowed: frozenset[str], fields: dict[str, Any]) -> dict:
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown {kind} fields {sorted(unknown)}; known: {sorted(allowed)}")
+        with self.lock:
+            record = self._live(self._stores()[kind], record_id, kind.rstrip("s"))
+            updated_at = _utc(fields.pop("updated_at", None) or self.clock.now())
+            for name, value in fields.items():
+                record[name] = list(value) if isinstance(value, list | tuple) else value
+            self._touch(kind, record, updated_at)
+            return copy.deepcopy(record)
+
+    @staticmethod
+    def _live(records: dict[int, dict], record_id: int, what: str) -> dict:
+        record = records.get(record_id)
+        if record is None or record.get("deleted_at") or record.get("active") is False:
+            raise KeyError(f"no live {what} {record_id}")
+        return record
+
+    def _take_id(self, kind: str) -> int:
+        record_id = self._next_id[kind]
+        self._next_id[kind] += 1
+        return record_id
 
     @staticmethod
     def _empty_metric(ticket: dict) -> dict:
@@ -447,29 +592,39 @@ class ZendeskEmulator(Emulator):
         if request.environ.get("sandbox.odd_record") and records:
             records[0].pop(field, None)
 
-    # ------------------------------------------------------------------------------------------ export
+    # ------------------------------------------------------------------------------------------ exports
     def on_ticket_export(self, request: Request) -> Response:
+        includes = {part.strip() for part in request.args.get("include", "").split(",") if part.strip()}
+        base = self.base_url(request)
+        return self._cursor_export(request, "tickets", lambda chosen: self._export_sideloads(includes, chosen, base))
+
+    def on_user_export(self, request: Request) -> Response:
+        return self._cursor_export(request, "users", lambda chosen: {})
+
+    def _cursor_export(self, request: Request, kind: str, sideloads: Callable[[list[dict]], dict]) -> Response:
+        """Zendesk's cursor-based export: ordered by (updated_at, id), no duplicates, no `end_time`."""
         args = request.args
         per_page = _int_arg(args, "per_page", EXPORT_MAX_PAGE, 1, EXPORT_MAX_PAGE)
-        includes = {part.strip() for part in args.get("include", "").split(",") if part.strip()}
         cutoff = _ts(self.clock.now()) - EXPORT_DELAY_SECONDS
         direction, position = self._export_position(args, cutoff)
-        base = self.base_url(request)
+        render = self._renderers(self.base_url(request))[kind]
         with self.lock:
-            lo, hi = _window(self._export_keys, direction, position, per_page, (cutoff, 2**62))
-            keys = self._export_keys[lo:hi]
-            tickets = [self._render_ticket(self._tickets[tid], base) for _, tid in keys]
-            more = self._export_has_more(direction, lo, hi, cutoff)
-            sideloads = self._export_sideloads(includes, [self._tickets[tid] for _, tid in keys], base)
-        self._corrupt_if_asked(request, tickets, "updated_at")
+            timeline, records = self._timelines[kind], self._stores()[kind]
+            lo, hi = _window(timeline, direction, position, per_page, (cutoff, 2**62))
+            keys = timeline[lo:hi]
+            chosen = [records[record_id] for _, record_id in keys]
+            rendered = [render(record) for record in chosen]
+            more = lo > 0 if direction == "b" else hi < len(timeline) and timeline[hi][0] <= cutoff
+            extra = sideloads(chosen)
+        self._corrupt_if_asked(request, rendered, "updated_at")
         after_key = keys[-1] if keys else position
         before_key = keys[0] if keys else position
         body = {
-            "tickets": tickets,
+            kind: rendered,
             "after_cursor": encode_cursor("a", after_key),
             "before_cursor": encode_cursor("b", before_key),
             "end_of_stream": not more,
-            **sideloads,
+            **extra,
         }
         body["after_url"] = self._export_url(request, body["after_cursor"])
         body["before_url"] = self._export_url(request, body["before_cursor"]) if keys else None
@@ -479,18 +634,30 @@ class ZendeskEmulator(Emulator):
     def _export_position(args: Any, cutoff: int) -> tuple[str, Key]:
         if args.get("cursor"):
             return decode_cursor(args["cursor"])
-        if args.get("start_time") is None:
-            raise ZendeskApiError("start_time or cursor is required")
-        start_time = _int_arg(args, "start_time", None, 0, 2**40)
-        if start_time > cutoff:
-            raise ZendeskApiError(f"Parameter start_time ({start_time}) is too recent: start_time must be more "
-                                  f"than {EXPORT_DELAY_SECONDS} seconds in the past")
-        return "a", (start_time, -1)
+        return "a", (_export_start_time(args, cutoff), -1)
 
-    def _export_has_more(self, direction: str, lo: int, hi: int, cutoff: int) -> bool:
-        if direction == "b":
-            return lo > 0
-        return hi < len(self._export_keys) and self._export_keys[hi][0] <= cutoff
+    def on_organization_export(self, request: Request) -> Response:
+        """Zendesk's time-based export: from `start_time` inclusive, up to `per_page` items, then the rest of the
+        last item's second; `end_time` is that second and `next_page` starts there, so its items come again."""
+        args = request.args
+        per_page = _int_arg(args, "per_page", EXPORT_MAX_PAGE, 1, EXPORT_MAX_PAGE)
+        cutoff = _ts(self.clock.now()) - EXPORT_DELAY_SECONDS
+        start_time = _export_start_time(args, cutoff)
+        render = self._renderers(self.base_url(request))["organizations"]
+        with self.lock:
+            timeline = self._timelines["organizations"]
+            lo, hi, end = _time_window(timeline, start_time, cutoff, per_page)
+            rendered = [render(self._orgs[record_id]) for _, record_id in timeline[lo:hi]]
+            end_time = timeline[hi - 1][0] if hi > lo else start_time
+        self._corrupt_if_asked(request, rendered, "updated_at")
+        params = [("start_time", str(end_time))] + [(k, v) for k, v in args.items(multi=True) if k == "per_page"]
+        return json_response({
+            "organizations": rendered,
+            "next_page": f"{self.base_url(request)}{request.path}?{urlencode(params)}",
+            "count": len(rendered),
+            "end_of_stream": hi >= end,
+            "end_time": end_time,
+        })
 
     def _export_sideloads(self, includes: set[str], tickets: list[dict], base: str) -> dict[str, list[dict]]:
         render = self._renderers(base)
@@ -514,12 +681,12 @@ class ZendeskEmulator(Emulator):
     # ------------------------------------------------------------------------------------------ lists
     def on_organizations(self, request: Request) -> Response:
         with self.lock:
-            rows = [((0, i), o) for i, o in sorted(self._orgs.items())]
+            rows = [((0, i), o) for i, o in sorted(self._orgs.items()) if o["deleted_at"] is None]
             return self._list(request, "organizations", rows, "id")
 
     def on_users(self, request: Request) -> Response:
         with self.lock:
-            rows = [((0, i), u) for i, u in sorted(self._users.items())]
+            rows = [((0, i), u) for i, u in sorted(self._users.items()) if u["active"]]
             return self._list(request, "users", rows, "id")
 
     def on_tickets(self, request: Request) -> Response:
@@ -609,7 +776,9 @@ class ZendeskEmulator(Emulator):
 
     def on_organization(self, request: Request, record_id: int) -> Response:
         with self.lock:
-            return self._single(request, "organizations", "organization", self._orgs.get(record_id))
+            org = self._orgs.get(record_id)
+            live = org if org is not None and org["deleted_at"] is None else None
+            return self._single(request, "organizations", "organization", live)
 
     def on_user(self, request: Request, record_id: int) -> Response:
         with self.lock:

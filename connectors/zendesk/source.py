@@ -1,5 +1,5 @@
-"""The Zendesk source: tickets and their metrics from the incremental cursor export, organizations, users and
-satisfaction ratings, as canonical records with their stream state.
+"""The Zendesk source: tickets and their metrics, users and organizations from Zendesk's incremental exports,
+and satisfaction ratings, as canonical records with their stream state.
 
 Cost per cycle, and why each stream is read the way it is:
 * tickets — the cursor export (`/incremental/tickets/cursor.json`, 1,000 per page), resumed from the stored
@@ -12,17 +12,27 @@ Cost per cycle, and why each stream is read the way it is:
 * satisfaction_ratings — `start_time` (the rating's creation) with a 10-minute overlap and a (created_at, id)
   keyset: new ratings cost one call. A rating changed later (bad → good) is also a ticket update, so the
   ticket's own `satisfaction` is always current; the weekly full resync refreshes the ratings themselves.
-* organizations, users — Zendesk offers no cursor for them on the plain lists, so they are re-read in full
-  (⌈n/100⌉ calls); `state` is None. Users are end-users only: agents belong to no customer.
+* users — the cursor export (`/incremental/users/cursor.json`, 1,000 per page), like tickets: deleted users
+  come with `active: false` and become tombstones. Users are end-users only (agents belong to no customer);
+  on an incremental read a user who stopped being an end-user is removed by id.
+* organizations — Zendesk has only the time-based export for them (`/incremental/organizations.json`): each
+  page repeats the items of its `end_time` second, so the position is a (updated_at, id) keyset with the
+  boundary ids (connectors/cursor.py) and re-read items are dropped; deleted ones carry `deleted_at` and
+  become tombstones. We request each page ourselves with `start_time=end_time` (the same URL as `next_page`)
+  rather than through zenpy's paging, which silently stops when `end_time` is within five minutes of the
+  machine's clock even though `end_of_stream` is false.
+An idle cycle therefore costs one call per stream, five in all (organizations: as long as what changed in
+the overlap window before the stored position fits one page).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tenacity
 
@@ -37,7 +47,7 @@ from connectors.base import (
     SkippableRecordError,
     StreamSpec,
 )
-from connectors.cursor import ApiCursorPosition, StreamState, advance, is_new, window_query_bounds
+from connectors.cursor import ApiCursorPosition, StreamState, advance, is_new, new_only, window_query_bounds
 from connectors.pacing import Pacer, PacerRegistry, zendesk_pacing
 from connectors.records import (
     OrganizationRecord,
@@ -57,6 +67,7 @@ EXPORT_MAX_PAGE = 1000
 LIST_PAGE = 100
 DEFAULT_OVERLAP = timedelta(minutes=10)
 _DELETED = TicketStatus.DELETED.value
+T = TypeVar("T")
 
 _log = logging.getLogger("healthsync.connectors.zendesk")
 
@@ -121,8 +132,8 @@ class ZendeskSource:
             StreamSpec("tickets", TicketRecord, "id", "updated_at", True, EXPORT_MAX_PAGE),
             StreamSpec("ticket_metrics", TicketMetricsRecord, "ticket_id", "updated_at", True, EXPORT_MAX_PAGE),
             StreamSpec("satisfaction_ratings", SatisfactionRatingRecord, "id", "created_at", False, LIST_PAGE),
-            StreamSpec("organizations", OrganizationRecord, "id", None, False, LIST_PAGE),
-            StreamSpec("users", ZendeskUserRecord, "id", None, False, LIST_PAGE),
+            StreamSpec("organizations", OrganizationRecord, "id", "updated_at", True, EXPORT_MAX_PAGE),
+            StreamSpec("users", ZendeskUserRecord, "id", "updated_at", True, EXPORT_MAX_PAGE),
         ]
 
     def check(self) -> CheckResult:
@@ -148,28 +159,32 @@ class ZendeskSource:
         if as_of.tzinfo is None:
             raise ValueError("as_of must be timezone-aware")
         readers: dict[str, Callable[[], Iterator[Page]]] = {
-            "tickets": lambda: self._read_export(state, as_of, full, self._ticket_page),
-            "ticket_metrics": lambda: self._read_export(state, as_of, full, self._metrics_page),
+            "tickets": lambda: self._read_export(state, as_of, full, self._ticket_export, self._ticket_page),
+            "ticket_metrics": lambda: self._read_export(state, as_of, full, self._ticket_export, self._metrics_page),
             "satisfaction_ratings": lambda: self._read_ratings(state, as_of, full),
-            "organizations": lambda: self._read_list(self._zd.organizations, translate.organization, "organizations"),
-            "users": lambda: self._read_list(self._zd.users, translate.user, "users", keep=_is_end_user),
+            "organizations": lambda: self._read_organizations(state, as_of, full),
+            "users": lambda: self._read_export(
+                state, as_of, full, self._user_export,
+                functools.partial(self._user_page, remove_staff=state is not None and not full),
+            ),
         }
         reader = readers.get(stream)
         if reader is None:
             raise ConfigError(f"zendesk has no stream {stream!r}; streams: {', '.join(sorted(readers))}")
         return reader()
 
-    # -- the incremental cursor export (tickets, ticket_metrics) ---------------------------------------------
+    # -- the incremental cursor exports (tickets, ticket_metrics, users) -------------------------------------
 
     def _read_export(
         self,
         state: StreamState | None,
         as_of: datetime,
         full: bool,
+        open_at: Callable[..., Any],
         build: Callable[[Any, StreamState | None, datetime], Page],
     ) -> Iterator[Page]:
         state = None if full else state
-        generator = self._open_export(state, as_of)
+        generator = self._open_export(state, as_of, open_at)
         while True:
             page = build(generator, state, as_of)
             state = page.state
@@ -177,11 +192,11 @@ class ZendeskSource:
             if getattr(generator, "end_of_stream", True) or self._caller.call(generator.handle_pagination) is END:
                 return
 
-    def _open_export(self, state: StreamState | None, as_of: datetime) -> Any:
+    def _open_export(self, state: StreamState | None, as_of: datetime, open_at: Callable[..., Any]) -> Any:
         position = state.position if state else None
         if isinstance(position, ApiCursorPosition):
             try:
-                return self._caller.call(lambda: self._export(cursor=position.cursor))
+                return self._caller.call(lambda: open_at(cursor=position.cursor))
             except CursorRefusedError:
                 if position.high_water is None:
                     raise FatalError(
@@ -191,10 +206,13 @@ class ZendeskSource:
                 _log.warning("zendesk export refused the stored cursor; restarting from %s", position.high_water)
         lower, _ = window_query_bounds(state, self._overlap, as_of)
         start_time = 0 if lower is None else max(0, int(lower.timestamp()))
-        return self._caller.call(lambda: self._export(start_time=start_time))
+        return self._caller.call(lambda: open_at(start_time=start_time))
 
-    def _export(self, **position: Any) -> Any:
+    def _ticket_export(self, **position: Any) -> Any:
         return self._zd.tickets.incremental(per_page=self._export_page_size, include="metric_sets", **position)
+
+    def _user_export(self, **position: Any) -> Any:
+        return self._zd.users.incremental(per_page=self._export_page_size, **position)
 
     def _ticket_page(self, generator: Any, state: StreamState | None, as_of: datetime) -> Page:
         metrics = {m.get("ticket_id"): m for m in _sideloaded_metric_sets(generator)}
@@ -232,6 +250,29 @@ class ZendeskSource:
         state = self._advance_export(state, keys, generator, as_of)
         return Page(records=records, deleted_ids=deleted, skipped=skipped, state=state)
 
+    def _user_page(
+        self, generator: Any, state: StreamState | None, as_of: datetime, *, remove_staff: bool
+    ) -> Page:
+        """End-users (deleted ones as tombstones); with `remove_staff`, the ids of users who are not end-users,
+        so one promoted to agent since the last read leaves the store."""
+        records: list[ZendeskUserRecord] = []
+        not_customers: list[str] = []
+        skipped: list[SkippedRecord] = []
+        keys: list[tuple[datetime, str]] = []
+        for raw in _raw_values(generator):
+            try:
+                record = _stamped(translate.user(raw))
+            except SkippableRecordError as exc:
+                skipped.append(_skipped("users", translate.record_id(raw), exc, raw))
+                continue
+            keys.append((record.updated_at, record.id))
+            if record.deleted or _is_end_user(record):
+                records.append(record)
+            elif remove_staff:
+                not_customers.append(record.id)
+        state = self._advance_export(state, keys, generator, as_of)
+        return Page(records=records, deleted_ids=not_customers, skipped=skipped, state=state)
+
     def _advance_export(
         self, state: StreamState | None, keys: list[tuple[datetime, str]], generator: Any, as_of: datetime
     ) -> StreamState | None:
@@ -265,29 +306,34 @@ class ZendeskSource:
             if self._caller.call(generator.handle_pagination) is END:
                 return
 
-    # -- full lists: organizations, users ------------------------------------------------------------------
+    # -- organizations: the time-based export, (updated_at, id) keyset with boundary dedupe -----------------
 
-    def _read_list(
-        self,
-        open_list: Callable[[], Any],
-        build: Callable[[Mapping[str, Any]], Any],
-        stream: str,
-        keep: Callable[[Any], bool] = lambda record: True,
-    ) -> Iterator[Page]:
-        generator = self._caller.call(open_list)
+    def _read_organizations(self, state: StreamState | None, as_of: datetime, full: bool) -> Iterator[Page]:
+        state = None if full else state
+        lower, _ = window_query_bounds(state, self._overlap, as_of)
+        start_time = 0 if lower is None else max(0, int(lower.timestamp()))  # 0: the whole history
         while True:
-            records, skipped = [], []
-            for raw in _raw_values(generator):
-                try:
-                    record = build(raw)
-                except SkippableRecordError as exc:
-                    skipped.append(_skipped(stream, translate.record_id(raw), exc, raw))
-                    continue
-                if keep(record):
-                    records.append(record)
-            yield Page(records=records, skipped=skipped, state=None)
-            if self._caller.call(generator.handle_pagination) is END:
+            generator = self._caller.call(functools.partial(
+                self._zd.organizations.incremental, start_time=start_time, per_page=self._export_page_size))
+            page = self._organization_page(generator, state, as_of)
+            state = page.state
+            yield page
+            if getattr(generator, "end_of_stream", True) is True:
                 return
+            start_time = _next_start_time(generator, start_time)
+
+    def _organization_page(self, generator: Any, state: StreamState | None, as_of: datetime) -> Page:
+        records: list[OrganizationRecord] = []
+        skipped: list[SkippedRecord] = []
+        for raw in _raw_values(generator):
+            try:
+                records.append(_stamped(translate.organization(raw)))
+            except SkippableRecordError as exc:
+                skipped.append(_skipped("organizations", translate.record_id(raw), exc, raw))
+        fresh = new_only(state, records, key=lambda r: (r.updated_at, r.id))  # page boundaries repeat items
+        keys = [(r.updated_at, r.id) for r in records]
+        state = advance(state, keys, cycle_started_at=as_of, overlap=self._overlap)  # type: ignore[arg-type]
+        return Page(records=fresh, skipped=skipped, state=state)
 
     def _auth_hint(self) -> str:
         if self._oauth:
@@ -307,6 +353,24 @@ def _sideloaded_metric_sets(generator: Any) -> list[Mapping[str, Any]]:
     # zenpy keeps sideloads only in the page JSON: `metric_sets` is not one of its object types
     page = getattr(generator, "_response_json", None) or {}
     return [m for m in page.get("metric_sets") or () if isinstance(m, Mapping)]
+
+
+def _next_start_time(generator: Any, start_time: int) -> int:
+    """The next time-based page starts at this page's `end_time`; one that does not move on would loop."""
+    end_time = getattr(generator, "end_time", None)
+    if isinstance(end_time, bool) or not isinstance(end_time, int) or end_time <= start_time:
+        raise FatalError(
+            f"zendesk: the organization export did not move past start_time={start_time} "
+            f"(end_time={end_time!r}, end_of_stream false); reset the organizations stream with a full pull"
+        )
+    return end_time
+
+
+def _stamped(record: T) -> T:
+    """Export records place the stream's position, so one without `updated_at` cannot be kept."""
+    if getattr(record, "updated_at", None) is None:
+        raise SkippableRecordError(f"{type(record).__name__}.updated_at: is required")
+    return record
 
 
 def _is_end_user(record: ZendeskUserRecord) -> bool:

@@ -60,6 +60,7 @@ def organization(raw: Raw) -> OrganizationRecord:
         external_id=(str(external_id).strip() or None) if external_id is not None else None,
         domains=tuple(raw.get("domain_names") or ()),
         updated_at=when(raw, "updated_at", "OrganizationRecord"),
+        deleted=raw.get("deleted_at") is not None,  # the organization export keeps deleted ones, stamped
     )
 
 
@@ -73,6 +74,7 @@ def user(raw: Raw) -> ZendeskUserRecord:
         role=raw.get("role"),
         active=True if active is None else active,
         updated_at=when(raw, "updated_at", "ZendeskUserRecord"),
+        deleted=active is False,  # Zendesk has no suspended-as-inactive: `active: false` means deleted
     )
 
 

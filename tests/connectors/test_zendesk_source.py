@@ -1,16 +1,18 @@
 """ZendeskSource against the Zendesk emulator with the unmodified zenpy over real HTTP: full reads equal the
-portfolio, incremental reads pick up exactly the changes (ties, deletes, edits during a pull), resumes from a
-saved cursor, faults and limits are survived by pacing and one retry policy, bad input is reported clearly."""
+portfolio, incremental reads pick up exactly the changes (ties, deletes, edits during a pull) on every stream at
+one call per stream when nothing changed, resumes from a saved cursor, faults and limits are survived by pacing
+and one retry policy, bad input is reported clearly."""
 
 from __future__ import annotations
 
+import json
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from config.loader import load_config
-from connectors.base import AuthError, Page, RetryableError, Source
+from connectors.base import AuthError, FatalError, Page, RetryableError, Source
 from connectors.cursor import ApiCursorPosition, StreamState
 from connectors.pacing import PacerRegistry
 from connectors.records import TicketRecord, TicketStatus
@@ -22,6 +24,7 @@ except ImportError:
     import zm_conn_fixtures as fx
 
 EXPORT = "zendesk ticket_export"
+ORG_EXPORT, USER_EXPORT = "zendesk organization_export", "zendesk user_export"
 
 
 @pytest.fixture()
@@ -100,16 +103,22 @@ def test_full_reads_of_the_other_streams_equal_the_portfolio(server):
     portfolio = fx.make_portfolio()
     source = make_source(server)
 
-    _, orgs = drain(source, "organizations", server=server)
-    assert set(orgs) == {str(o.id) for o in portfolio.zendesk_orgs}
+    emu = server.emulator("zendesk")
+    pages, orgs = drain(make_source(server, page_size=2), "organizations", server=server)
+    assert set(orgs) == {str(o["id"]) for o in emu.organizations()} == {str(o.id) for o in portfolio.zendesk_orgs}
+    assert sum(len(p.records) for p in pages) == len(orgs)  # the boundary repeats of the time export are dropped
+    assert server.calls.snapshot()[ORG_EXPORT] == len(pages) == 4  # 2 a page, each repeating the last one
     assert orgs["101"].external_id == fx.sf_id(1) and orgs["104"].external_id == fx.sf_id(4)
     assert orgs["102"].external_id is None and orgs["102"].domains == ("globex.test",)
     assert orgs["103"].domains == () and orgs["105"].external_id == "legacy-77"
     assert orgs["105"].domains == ("reseller.test",)  # normalised: www. and case dropped
 
-    _, users = drain(source, "users", server=server)
+    pages, users = drain(source, "users", server=server)
     end_users = [u for u in portfolio.zendesk_users if u.role == "end-user"]
     assert set(users) == {str(u.id) for u in end_users}  # agents belong to no customer
+    assert set(users) == {str(u["id"]) for u in emu.users() if u["role"] == "end-user" and u["active"]}
+    assert sum(len(p.records) for p in pages) == len(users) and not any(p.deleted_ids for p in pages)
+    assert server.calls.snapshot()[USER_EXPORT] == 3  # fourteen users, five a page
     assert all(users[str(u.id)].email == u.email and users[str(u.id)].organization_id == str(u.org_id)
                for u in end_users)
 
@@ -153,16 +162,33 @@ def test_incremental_read_picks_up_exactly_the_changes(server):
     assert server.calls.snapshot() == {EXPORT: 1}
 
 
-def test_no_change_cycle_costs_one_call_per_incremental_stream(server):
+def test_no_change_cycle_costs_one_call_per_stream(server):
     source = make_source(server, page_size=1000)
-    states = {s: drain(source, s, server=server)[0][-1].state
-              for s in ("tickets", "ticket_metrics", "satisfaction_ratings")}
+    streams = [spec.name for spec in source.streams()]
+    states = {s: drain(source, s, server=server)[0][-1].state for s in streams}
     server.calls.reset()
     for stream, state in states.items():
         pages, store = drain(source, stream, state, server=server)
         assert store == {}, stream
         assert pages[-1].state is not None
-    assert server.calls.snapshot() == {EXPORT: 2, "zendesk satisfaction_ratings": 1}
+    assert server.calls.snapshot() == {
+        EXPORT: 2, "zendesk satisfaction_ratings": 1, ORG_EXPORT: 1, USER_EXPORT: 1}
+
+
+def test_an_idle_organization_read_costs_one_call_and_repeats_only_the_overlap(server):
+    emu = server.emulator("zendesk")
+    settle(server, 3600)
+    emu.update_organization(104, notes="recent", updated_at=server.clock.now() - timedelta(minutes=70))
+    emu.update_organization(103, notes="recent", updated_at=server.clock.now() - timedelta(minutes=65))
+    source = make_source(server)
+    state = drain(source, "organizations", server=server)[0][-1].state
+    assert state.position.id == "103" and state.boundary_ids == {"103"}
+    settle(server, 3600)
+    server.calls.reset()
+    pages, store = drain(source, "organizations", state, server=server)
+    assert set(store) == {"104"}  # inside the ten-minute overlap: upserted again; 103 is the boundary: dropped
+    assert server.calls.snapshot() == {ORG_EXPORT: 1}
+    assert pages[-1].state == state
 
 
 def test_an_edit_made_during_the_pull_is_delivered(server):
@@ -250,6 +276,137 @@ def test_new_satisfaction_ratings_arrive_once(server):
     assert store[str(rating_id)].comment == "slow answers"
     pages, store = drain(source, "satisfaction_ratings", pages[-1].state, server=server)
     assert store == {}  # the overlap re-reads it, the boundary keeps it from arriving twice
+
+
+# --------------------------------------------------------------------------------------------- organizations, users
+
+
+def test_organization_changes_ties_and_deletes_arrive_exactly_once(server):
+    source = make_source(server, page_size=2)
+    state = drain(source, "organizations", server=server)[0][-1].state
+    emu = server.emulator("zendesk")
+    settle(server, 5)
+    first = server.clock.now().replace(microsecond=0)
+    tie = first + timedelta(seconds=1)
+    emu.update_organization(101, name="Acme Corp", updated_at=first)
+    emu.update_organization(104, domain_names=["umbrella.test", "umbrella.example"], updated_at=tie)
+    new_id = emu.add_organization("Hooli", external_id="hooli-1", domain_names=["hooli.test"], created_at=tie)
+    settle(server, 2)
+    emu.delete_organization(102)
+    settle(server)
+    server.calls.reset()
+    pages, changed = drain(source, "organizations", state, server=server)
+    assert set(changed) == {"101", "104", str(new_id), "102"}
+    # pages of two, ending on whole seconds: [101 104 hooli] then from `tie` again [104 hooli 102]
+    assert server.calls.snapshot() == {ORG_EXPORT: 2}
+    assert sum(len(p.records) for p in pages) == 4  # the tie repeated at the page boundary arrives once
+    assert changed["101"].name == "Acme Corp" and changed["104"].domains == ("umbrella.test", "umbrella.example")
+    assert changed[str(new_id)].external_id == "hooli-1" and not changed[str(new_id)].deleted
+    assert changed["102"].deleted and not changed["101"].deleted
+    pages, again = drain(source, "organizations", pages[-1].state, server=server)
+    assert "102" not in again  # the newest is the boundary; the rest of the overlap may be upserted again
+    assert server.calls.snapshot() == {ORG_EXPORT: 4}  # the overlap holds four: two pages of two
+
+
+def test_user_changes_deletes_and_promotions_arrive(server):
+    source = make_source(server, page_size=1000)
+    state = drain(source, "users", server=server)[0][-1].state
+    assert isinstance(state.position, ApiCursorPosition)
+    emu = server.emulator("zendesk")
+    emu.update_user(1011, email="renamed@acme.test")
+    new_id = emu.add_user("Newcomer", "new@globex.test", organization_id=102)
+    hire = emu.add_user("Support hire", "hire@support.test", role="agent")
+    emu.delete_user(1020)
+    emu.update_user(1030, role="agent")  # no longer a customer contact
+    settle(server)
+    server.calls.reset()
+    pages, changed = drain(source, "users", state, server=server)
+    assert set(changed) == {"1011", str(new_id), "1020"}
+    assert changed["1011"].email == "renamed@acme.test" and changed[str(new_id)].organization_id == "102"
+    assert changed["1020"].deleted and not changed["1020"].active and not changed["1011"].deleted
+    # the promoted user leaves the store; removing the new agent's id (never stored) is harmless
+    assert sorted(d for p in pages for d in p.deleted_ids) == ["1030", str(hire)]
+    assert server.calls.snapshot() == {USER_EXPORT: 1}
+
+
+def test_an_organization_edited_during_the_pull_is_delivered(server):
+    source = make_source(server, page_size=2)
+    emu = server.emulator("zendesk")
+    store: dict = {}
+    iterator = source.read("organizations", None, as_of=server.clock.now())
+    first = next(iterator)
+    apply(store, first)
+    emu.update_organization(int(first.records[0].id), name="renamed mid-pull")
+    state = None
+    for page in iterator:
+        apply(store, page)
+        state = page.state
+    settle(server)
+    for page in source.read("organizations", state, as_of=server.clock.now()):
+        apply(store, page)
+    assert store[first.records[0].id].name == "renamed mid-pull"
+    assert set(store) == {str(o.id) for o in fx.make_portfolio().zendesk_orgs}
+
+
+@pytest.mark.parametrize("stream", ["organizations", "users"])
+def test_crash_after_page_k_then_resume_gives_the_same_set_for(server, stream):
+    source = make_source(server, page_size=2)
+    _, reference = drain(source, stream, server=server)
+    store: dict = {}
+    saved = None
+    for k, page in enumerate(source.read(stream, None, as_of=server.clock.now()), start=1):
+        apply(store, page)
+        saved = page.state
+        if k == 2:
+            break  # the process dies here
+    assert set(store) < set(reference)
+    restarted = make_source(server, page_size=2)
+    for page in restarted.read(stream, StreamState.from_json(saved.to_json()), as_of=server.clock.now()):
+        apply(store, page)
+    assert store == reference
+
+
+def test_a_crowd_of_organizations_in_one_second_is_read_once_in_small_pages(server):
+    emu = server.emulator("zendesk")
+    crowd_time = server.clock.now() - timedelta(hours=2)
+    crowd = {str(emu.add_organization(f"Bulk {n}", created_at=crowd_time)) for n in range(7)}
+    pages, store = drain(make_source(server, page_size=2), "organizations", server=server)
+    assert crowd <= set(store) and len(store) == 12
+    assert sum(len(p.records) for p in pages) == 12
+    assert pages[-1].state.boundary_ids == crowd  # the newest second: its ids are dropped when re-read
+
+
+def test_recent_organizations_are_all_read_although_zenpy_would_stop_paging():
+    now = datetime.now(UTC).replace(microsecond=0)  # the sandbox clock is the machine's: zenpy's 5-minute rule bites
+    with fx.zendesk_server(start=now) as server:
+        emu = server.emulator("zendesk")
+        fresh = {str(emu.add_organization(f"Fresh {n}", created_at=now - timedelta(seconds=180 - n)))
+                 for n in range(4)}
+        pages, store = drain(make_source(server, page_size=2), "organizations", server=server)
+        assert fresh <= set(store) and len(store) == 9
+        assert server.calls.snapshot()[ORG_EXPORT] == len(pages) >= 4
+
+
+def test_an_organization_export_that_stops_moving_is_a_fatal_error(server):
+    stuck = json.dumps({"organizations": [], "next_page": None, "count": 0, "end_of_stream": False, "end_time": 0})
+    server.faults.add(r"incremental/organizations\.json", "status", status=200, body=stuck)
+    with pytest.raises(FatalError, match="did not move past start_time=0"):
+        drain(make_source(server), "organizations", server=server)
+
+
+def test_faults_on_the_organization_and_user_exports_are_survived(server):
+    orgs, users = r"incremental/organizations\.json", r"incremental/users/cursor\.json"
+    server.faults.add(orgs, "status", status=500)
+    server.faults.add(orgs, "reset")
+    server.faults.add(r"incremental/organizations\.json\?.*start_time=[1-9]", "status", status=429,
+                      headers={"Retry-After": "1"}, body='{"error": "APIRateLimitExceeded"}')
+    server.faults.add(r"incremental/users/cursor\.json\?.*cursor=", "expired_session")
+    server.faults.add(users, "status", status=502, body="<html>bad gateway</html>")
+    source = make_source(server, page_size=2)
+    _, orgs_read = drain(source, "organizations", server=server)
+    _, users_read = drain(source, "users", server=server)
+    assert len(orgs_read) == 5 and len(users_read) == 10
+    assert server.faults.pending() == 0
 
 
 # --------------------------------------------------------------------------------------------- faults and limits

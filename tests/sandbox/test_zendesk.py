@@ -1,13 +1,14 @@
-"""The Zendesk emulator driven by the unmodified zenpy over real HTTPS and HTTP: the incremental cursor export
-(pages, deletes, resume, late changes, the one-minute delay), cursor and offset lists, single reads, auth
-failures and both rate limits with zenpy honouring the integer Retry-After."""
+"""The Zendesk emulator driven by the unmodified zenpy over real HTTPS and HTTP: the incremental exports — cursor
+tickets and users, time-based organizations (pages, repeats at page boundaries, deletes, resume, late changes,
+the one-minute delay) — cursor and offset lists, single reads, auth failures and both rate limits with zenpy
+honouring the integer Retry-After."""
 
 from __future__ import annotations
 
 import contextlib
 import re
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -342,3 +343,140 @@ def test_serves_a_generated_portfolio_end_to_end():
             account = accounts.get(org.account_key)
             if account is not None and account.zendesk_identity == "external_id":
                 assert orgs[org.id].external_id == account.hs_id
+
+
+# ------------------------------------------------------------------------------------------- organization and user exports
+
+ORG_EXPORT, USER_EXPORT = "zendesk organization_export", "zendesk user_export"
+
+
+def org_export_order(emu: ZendeskEmulator) -> list[int]:
+    return [o["id"] for o in sorted(emu.organizations(), key=lambda o: (o["updated_at"], o["id"]))]
+
+
+def test_organization_export_pages_by_time_and_repeats_the_boundary_second(server):
+    emu = server.emulator("zendesk")
+    gen = zenpy_http(server).organizations.incremental(start_time=0, per_page=2)
+    seen = [o.id for o in gen]
+    order = org_export_order(emu)
+    assert server.calls.snapshot()[ORG_EXPORT] == 4  # pages of 2 from 0, each starting at the last one's end_time
+    assert list(dict.fromkeys(seen)) == order  # in (updated_at, id) order once duplicates are dropped
+    assert len(seen) == len(order) + 3  # each later page starts with the previous page's last item again
+    assert gen.end_of_stream is True and gen.count == 2
+    assert gen.end_time == int(max(o.updated_at for o in fx.make_portfolio().zendesk_orgs).timestamp())
+
+
+def test_organization_export_page_shape(server):
+    body = raw_get(server, "/api/v2/incremental/organizations.json", start_time=0, per_page=2).json()
+    assert set(body) == {"organizations", "next_page", "count", "end_of_stream", "end_time"}
+    assert body["count"] == 2 and body["end_of_stream"] is False
+    last = body["organizations"][-1]
+    assert body["end_time"] == int(datetime.fromisoformat(last["updated_at"]).timestamp())
+    assert body["next_page"].startswith(server.https_url + "/api/v2/incremental/organizations.json?")
+    assert f"start_time={body['end_time']}" in body["next_page"] and "per_page=2" in body["next_page"]
+    assert {"id", "name", "external_id", "domain_names", "updated_at", "deleted_at"} <= set(last)
+    assert last["deleted_at"] is None
+    quiet_since = int((AS_OF - timedelta(seconds=61)).timestamp())
+    tail = raw_get(server, "/api/v2/incremental/organizations.json", start_time=quiet_since).json()
+    assert tail == {"organizations": [], "next_page": tail["next_page"], "count": 0, "end_of_stream": True,
+                    "end_time": quiet_since}  # an empty page hands its start back as end_time
+    assert f"start_time={quiet_since}" in tail["next_page"]
+
+
+def test_organization_export_resumes_from_end_time_with_edits_adds_and_deletes(server):
+    emu = server.emulator("zendesk")
+    zd = zenpy_http(server)
+    gen = zd.organizations.incremental(start_time=0)
+    assert len(list(gen)) == 5
+    resume_at = gen.end_time  # what a connector persists
+    emu.update_organization(101, name="Acme Corp", domain_names=["acme.test", "acme.example"])
+    new_id = emu.add_organization("Hooli", external_id="hooli-1", domain_names=["hooli.test"])
+    emu.delete_organization(103)
+    assert [o.id for o in zd.organizations.incremental(start_time=resume_at)] == [104]  # the last minute waits
+    server.clock.advance(timedelta(seconds=61))
+    changed = {o.id: o for o in zd.organizations.incremental(start_time=resume_at)}
+    assert set(changed) == {104, 101, new_id, 103}  # 104 again: it sits at resume_at itself
+    assert changed[101].name == "Acme Corp" and changed[101].domain_names == ["acme.test", "acme.example"]
+    assert changed[new_id].external_id == "hooli-1" and changed[new_id].deleted_at is None
+    assert changed[103].deleted_at == "2024-05-01T12:00:00Z"
+    assert 103 not in {o.id for o in zd.organizations()}  # deleted: gone from the list...
+    with pytest.raises(RecordNotFoundException):
+        zd.organizations(id=103)  # ...and from single reads
+    with pytest.raises(KeyError):
+        emu.update_organization(103, name="ghost")
+    with pytest.raises(ValueError, match="unknown organizations fields"):
+        emu.update_organization(101, colour="red")
+
+
+def test_organization_export_gets_past_a_crowd_sharing_one_second(server):
+    emu = server.emulator("zendesk")
+    crowd_time = AS_OF - timedelta(hours=1)
+    crowd = [emu.add_organization(f"Bulk {n}", created_at=crowd_time) for n in range(5)]
+    later = emu.add_organization("After the crowd", created_at=AS_OF - timedelta(minutes=30))
+    start = int(crowd_time.timestamp())
+    first = raw_get(server, "/api/v2/incremental/organizations.json", start_time=start, per_page=2).json()
+    assert [o["id"] for o in first["organizations"]] == crowd + [later]  # the whole crowd, then onward
+    assert first["end_time"] == int((AS_OF - timedelta(minutes=30)).timestamp()) and first["end_of_stream"]
+    before = raw_get(server, "/api/v2/incremental/organizations.json", start_time=start - 60, per_page=2).json()
+    assert [o["id"] for o in before["organizations"]] == crowd  # a page ends on a second boundary
+    assert before["end_time"] == start and before["end_of_stream"] is False
+    everything = [o.id for o in zenpy_http(server).organizations.incremental(start_time=0, per_page=2)]
+    assert set(everything) == set(org_export_order(emu))
+
+
+def test_users_cursor_export_pages_resumes_and_shows_deleted_users_inactive(server):
+    emu = server.emulator("zendesk")
+    zd = zenpy_tls(server)
+    gen = zd.users.incremental(start_time=0, per_page=5)
+    first = list(gen)
+    assert len(first) == 12 and len({u.id for u in first}) == 12  # cursor export: no repeats
+    assert server.calls.snapshot()[USER_EXPORT] == 3  # 12 users sharing one second, 5 a page
+    assert {u.role for u in first} == {"agent", "end-user"} and all(u.active for u in first)
+    saved = gen.after_cursor
+    emu.update_user(1011, email="renamed@acme.test")
+    new_id = emu.add_user("Newcomer", "new@globex.test", organization_id=102)
+    emu.delete_user(1020)
+    emu.update_user(1030, role="agent")
+    assert list(zd.users.incremental(cursor=saved)) == []  # changed within the last minute
+    server.clock.advance(timedelta(seconds=61))
+    changed_gen = zd.users.incremental(cursor=saved)
+    changed = {u.id: u for u in changed_gen}
+    assert set(changed) == {1011, new_id, 1020, 1030}
+    assert changed[1011].email == "renamed@acme.test" and changed[new_id].organization_id == 102
+    assert changed[1020].active is False and changed[1030].role == "agent"
+    assert changed_gen.end_of_stream is True
+    assert zd.users(id=1020).active is False  # a deleted user still reads, inactive...
+    assert 1020 not in {u.id for u in zd.users()}  # ...but leaves the list
+    assert "end_time" not in raw_get(server, "/api/v2/incremental/users/cursor.json", start_time=0).json()
+    with pytest.raises(ValueError, match="role"):
+        emu.add_user("Boss", "boss@x.test", role="owner")
+
+
+def test_new_exports_reject_recent_or_missing_start_time_and_count_against_the_export_limit():
+    with zendesk_server(time_scale=1.0) as slow:
+        recent = int((AS_OF - timedelta(seconds=20)).timestamp())
+        for path in ("/api/v2/incremental/organizations.json", "/api/v2/incremental/users/cursor.json"):
+            too_recent = raw_get(slow, path, start_time=recent)
+            assert too_recent.status_code == 400 and "too recent" in too_recent.json()["description"]
+            assert raw_get(slow, path).status_code == 400
+            assert raw_get(slow, path, start_time=0, per_page=1001).status_code == 400
+        slow.emulator("zendesk").incremental_per_minute = 8  # the six refusals above counted too
+        assert raw_get(slow, "/api/v2/incremental/organizations.json", start_time=0).status_code == 200
+        assert raw_get(slow, "/api/v2/incremental/users/cursor.json", start_time=0).status_code == 200
+        denied = raw_get(slow, "/api/v2/incremental/organizations.json", start_time=0)
+        assert denied.status_code == 429 and "incremental" in denied.json()["description"]
+        assert raw_get(slow, "/api/v2/organizations.json").status_code == 200
+
+
+def test_zenpy_stops_the_time_based_export_early_when_end_time_is_recent():
+    """sdk-notes §3.2: zenpy will not follow `next_page` while `end_time` is within five minutes of the
+    machine's clock, even with `end_of_stream` false — why the connector requests each page itself."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    with SandboxServer([ZendeskEmulator], clock=SandboxClock(start=now), time_scale=60.0) as srv:
+        emu = srv.emulator("zendesk")
+        emu.load(make_portfolio())
+        fresh = [emu.add_organization(f"Fresh {n}", created_at=now - timedelta(seconds=180 - n)) for n in range(3)]
+        gen = zenpy_http(srv).organizations.incremental(start_time=0, per_page=6)
+        got = [o.id for o in gen]
+        assert got[-1] == fresh[0] and gen.end_of_stream is False  # stopped with two still to come
+        assert srv.calls.snapshot()[ORG_EXPORT] == 1
