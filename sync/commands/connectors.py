@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from connectors.base import CheckResult, HealthsyncError
+from connectors.base import CheckResult, ConfigError, HealthsyncError, Source
 from connectors.pacing import PacerRegistry
-from sync.commands.common import config_option, console, load_settings
+from sync.commands.common import config_option, console, load_settings, short_error
 from sync.runtime import build_sources
+
+GENERIC_FIX = "check this source's section of the config and the secrets it names, then run the test again"
 
 
 def register(app: typer.Typer) -> None:
@@ -22,21 +25,32 @@ def test(config: Path | None = config_option()) -> None:
     """Check each configured source's credentials with one cheap call. Exit 1 if any fails."""
     settings = load_settings(config)
     try:
-        sources, _ = build_sources(settings, PacerRegistry())
-    except HealthsyncError as exc:  # e.g. a login in the constructor was refused
-        console.print(f"[red]FAIL[/] {settings.crm.kind}: {exc}")
-        raise HealthsyncError("a connector failed its check") from None
-    failed = 0
-    for name, source in sources.items():
-        try:
-            result = source.check()
-        except HealthsyncError as exc:
-            result = CheckResult(False, str(exc))
-        if result.ok:
-            console.print(f"[green]OK[/]   {name}: {result.message}")
-        else:
-            failed += 1
-            hint = f" — fix: {result.fix_hint}" if result.fix_hint else ""
-            console.print(f"[red]FAIL[/] {name}: {result.message}{hint}")
+        sources, _writer = build_sources(settings, PacerRegistry())
+    except ConfigError:
+        raise
+    except HealthsyncError as exc:  # a connector that checks credentials while being built
+        console.print(verdict("connectors", CheckResult(False, f"could not be set up: {exc}", GENERIC_FIX)),
+                      highlight=False)
+        raise HealthsyncError("the connectors could not be set up") from None
+    failed = [name for name, source in sources.items() if not _check(name, source)]
     if failed:
-        raise HealthsyncError(f"{failed} connector(s) failed their check")
+        raise HealthsyncError(f"{len(failed)} of {len(sources)} connector(s) failed their check: "
+                              f"{', '.join(failed)}")
+
+
+def _check(name: str, source: Source) -> bool:
+    try:
+        result = source.check()
+    except HealthsyncError as exc:  # check() should answer, not raise; say so plainly if it does
+        result = CheckResult(False, str(exc), GENERIC_FIX)
+    console.print(verdict(name, result), highlight=False)
+    return result.ok
+
+
+def verdict(name: str, result: CheckResult) -> str:
+    """`OK   name: what was verified`, or `FAIL name: the reason — fix: what to change` (one logical line)."""
+    if result.ok:
+        return f"[green]OK[/]   {name}: {escape(result.message)}"
+    reason = short_error(result.message, name) if result.fix_hint else result.message
+    fix = f" — fix: {escape(result.fix_hint)}" if result.fix_hint else ""
+    return f"[red]FAIL[/] {name}: {escape(reason)}{fix}"

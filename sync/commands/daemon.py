@@ -7,6 +7,8 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +42,10 @@ def run(
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Plan every CRM write but make none (whatever writeback.dry_run says)."
     ),
+    interval_seconds: float | None = typer.Option(
+        None, "--interval-seconds", hidden=True, min=0.1,
+        help="Testing only: incremental cycles every N seconds (config allows whole minutes only).",
+    ),
 ) -> None:
     """Run the daemon: an incremental cycle now, then on schedule; full resyncs on schedule.full_resync_cron.
 
@@ -54,17 +60,19 @@ def run(
     if dry_run:
         settings = settings.model_copy(update={"writeback": settings.writeback.model_copy(update={"dry_run": True})})
     _apply_log_settings(ctx, settings.observability)
-    code = run_daemon(settings, once=once, full=full)
+    code = run_daemon(settings, once=once, full=full, interval_seconds=interval_seconds)
     if code:
         raise typer.Exit(code)
 
 
-def run_daemon(settings: Any, *, once: bool = False, full: bool = False, build_cycle: CycleBuilder | None = None) -> int:
-    """Lock the store, open it, build the cycle, and serve (or run once). Returns the exit code."""
+def run_daemon(settings: Any, *, once: bool = False, full: bool = False, build_cycle: CycleBuilder | None = None,
+               interval_seconds: float | None = None) -> int:
+    """Lock the store, open it, build the cycle, and serve (or run once). Returns the exit code.
+    `interval_seconds` replaces the configured incremental schedule (end-to-end tests need seconds, not minutes)."""
     lock = acquire_store_lock(settings.store.resolved_url, now=utc_now())  # first: "already running" beats all
     try:
         builder = build_cycle or load_cycle_builder()
-        daemon, code = _open_and_run(settings, lock, builder, once=once, full=full)
+        daemon, code = _open_and_run(settings, lock, builder, once=once, full=full, interval_seconds=interval_seconds)
         if daemon.overran:
             # A cycle thread is stuck mid-batch: exit without waiting for it, and without releasing the lock
             # first (the kernel / server drops it with the process, so no second daemon overlaps the stuck one).
@@ -75,7 +83,7 @@ def run_daemon(settings: Any, *, once: bool = False, full: bool = False, build_c
 
 
 def _open_and_run(
-    settings: Any, lock: Any, builder: CycleBuilder, *, once: bool, full: bool
+    settings: Any, lock: Any, builder: CycleBuilder, *, once: bool, full: bool, interval_seconds: float | None = None
 ) -> tuple[Daemon, int]:
     from sync.store import Store  # deferred: SQLAlchemy and Alembic load only for commands that need them
 
@@ -87,6 +95,8 @@ def _open_and_run(
         if not once and settings.observability.enabled:
             observability = _start_observability(settings.observability, store)
         schedule = Schedule.from_settings(settings.schedule)
+        if interval_seconds is not None:
+            schedule = replace(schedule, incremental_every=timedelta(seconds=interval_seconds), incremental_cron=None)
         daemon = Daemon(cycle_fn, schedule, observability=observability, guard=lock.ensure_held)
         _log.info(
             "healthsync run",

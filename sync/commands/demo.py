@@ -10,21 +10,27 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import typer
 import yaml
+from rich import box
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
 from config.loader import load_config
-from sync.commands.common import console
+from sync.commands.common import console, signed, top_reasons
 from sync.pipeline import CycleReport, run_cycle
 from sync.runtime import build_context
 from sync.store import Store
 from writeback.setup import required_fields, run_setup
 
 BAND_COLOURS = {"healthy": "green", "at-risk": "yellow", "critical": "red"}
+AT_RISK_SHOWN = 12
+RENEWALS_SHOWN = 15
+TASKS_SHOWN = 20
 
 
 def register(app: typer.Typer) -> None:
@@ -127,27 +133,35 @@ def _cycle(ctx, server, *, full: bool, title: str) -> CycleReport:
     started = time.monotonic()
     report = run_cycle(ctx, as_of=server.clock.now(), full=full)
     after = server.calls.snapshot()
-    calls = Counter()
+    calls: Counter = Counter()
     for key, n in after.items():
         calls[key.split(" ", 1)[0]] += n - before.get(key, 0)
-    pulled = ", ".join(f"{name} {r.records}" + ("" if r.ok else f" [red](failed: {r.error})[/]")
+    report.api_calls = dict(calls)  # type: ignore[attr-defined]
+    pulled = ", ".join(f"{name} {r.records:,}" + ("" if r.ok else f" [red](failed: {escape(r.error or '')})[/]")
                        for name, r in report.sources.items())
     applied = report.applied
     wrote = (f"{applied.fields_written} accounts updated, {applied.tasks_created} tasks created"
              if applied else "nothing written (dry run)")
-    console.print(f"\n[bold]{title}[/] — {report.status} in {time.monotonic() - started:.1f}s: pulled {pulled}; "
-                  f"{wrote}; API calls {dict(sorted(calls.items()))}")
-    report.api_calls = dict(calls)  # type: ignore[attr-defined]
+    console.print(f"\n[bold]{title}[/] — {report.status} in {time.monotonic() - started:.1f}s")
+    console.print(f"  pulled records: {pulled}")
+    console.print(f"  wrote to the CRM: {wrote}")
+    console.print(f"  API calls: {calls_line(calls)}", soft_wrap=True)
     return report
 
 
+def calls_line(calls: Mapping[str, int]) -> str:
+    """`salesforce 12 · zendesk 7 · mixpanel 2 (21 in all)`: short enough for one terminal line."""
+    parts = " · ".join(f"{name} {n:,}" for name, n in sorted(calls.items()))
+    return f"{parts} ({sum(calls.values()):,} in all)" if parts else "none"
+
+
 def _show(ctx, server, report: CycleReport, first: CycleReport) -> None:
-    results = sorted((s.result for s in report.scored), key=lambda r: r.score)
+    results = sorted((s.result for s in report.scored), key=lambda r: (r.score, r.account_id))
     names = _names(ctx)
     _bands(report)
     _at_risk(results, report, names)
     _renewals(results, names)
-    _crm_tasks(server, names)
+    _crm_tasks(server, ctx, names)
     _api_calls(first, report)
 
 
@@ -159,10 +173,10 @@ def _names(ctx) -> dict[str, str]:
 
 
 def _bands(report: CycleReport) -> None:
-    table = Table(title="Health distribution")
+    table = Table(title="Health distribution", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("band")
     table.add_column("accounts", justify="right")
-    table.add_column("")
+    table.add_column("", no_wrap=True)
     total = max(sum(report.bands.values()), 1)
     for band, n in sorted(report.bands.items(), key=lambda kv: -kv[1]):
         colour = BAND_COLOURS.get(band, "white")
@@ -172,75 +186,90 @@ def _bands(report: CycleReport) -> None:
 
 def _at_risk(results, report: CycleReport, names) -> None:
     rules = {s.result.account_id: [i.rule_id for i in s.intents] for s in report.scored}
-    table = Table(title="At-risk accounts (lowest scores) and why")
-    for col in ("account", "score", "band", "7d", "why", "rules fired"):
-        table.add_column(col, overflow="fold")
-    for r in results[:12]:
-        table.add_row(names.get(r.account_id, r.account_id), str(r.score), r.band,
-                      "" if r.trend_7d is None else f"{r.trend_7d:+d}", r.explanation[:160],
-                      ", ".join(rules.get(r.account_id, [])))
+    table = Table(title="At-risk accounts (lowest scores, coloured by band) and why", box=box.SIMPLE_HEAD,
+                  title_justify="left", show_edge=False, pad_edge=False, leading=1)
+    table.add_column("account", width=20, overflow="ellipsis", no_wrap=True)
+    table.add_column("score", justify="right", width=5)
+    table.add_column("7d", justify="right", width=3)
+    table.add_column("why (points lost)", width=34, overflow="fold")
+    table.add_column("rules fired", width=24, overflow="fold")
+    for r in results[:AT_RISK_SHOWN]:
+        colour = BAND_COLOURS.get(r.band, "white")
+        table.add_row(escape(names.get(r.account_id, r.account_id)), f"[{colour}]{r.score}[/]", signed(r.trend_7d),
+                      escape(top_reasons(r)), "\n".join(rules.get(r.account_id, [])) or "—")
     console.print(table)
 
 
 def _renewals(results, names) -> None:
     upcoming = sorted((r for r in results if r.days_to_renewal is not None and -30 <= r.days_to_renewal <= 90),
                       key=lambda r: r.days_to_renewal)
-    table = Table(title=f"Renewal pipeline, next 90 days ({len(upcoming)} accounts)")
+    table = Table(title=f"Renewal pipeline, next 90 days ({len(upcoming)} accounts)", box=box.SIMPLE_HEAD,
+                  title_justify="left")
     for col in ("account", "days", "stage", "score", "band"):
-        table.add_column(col)
-    for r in upcoming[:15]:
-        table.add_row(names.get(r.account_id, r.account_id), str(r.days_to_renewal), r.renewal_stage or "",
+        table.add_column(col, justify="right" if col in ("days", "score") else "left")
+    for r in upcoming[:RENEWALS_SHOWN]:
+        table.add_row(escape(names.get(r.account_id, r.account_id)), str(r.days_to_renewal), r.renewal_stage or "",
                       str(r.score), r.band)
     console.print(table)
 
 
-def _crm_tasks(server, names) -> None:
-    """The tasks as the CRM holds them: read back from the emulator itself."""
-    tasks = _emulated_tasks(server)
-    table = Table(title=f"Tasks and escalations now in the CRM (read back from the emulator): {len(tasks)}")
-    for col in ("account", "owner", "priority", "due", "status", "subject"):
-        table.add_column(col, overflow="fold")
-    for t in tasks[:25]:
-        table.add_row(names.get(t["account"], t["account"]), t["owner"], t["priority"], t["due"], t["status"],
-                      t["subject"])
+def _crm_tasks(server, ctx, names) -> None:
+    """The tasks as the CRM holds them: read back from the emulator itself, one line each."""
+    tasks = sorted(_emulated_tasks(server, _owner_emails(ctx)), key=lambda t: (t["due"], t["account"], t["key"]))
+    statuses = Counter(t["status"] for t in tasks)
+    table = Table(title=f"Tasks and escalations now in the CRM, read back from the emulator: {len(tasks)} "
+                        f"({', '.join(f'{n} {s}' for s, n in statuses.most_common())})",
+                  box=box.SIMPLE_HEAD, title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("account", width=18, overflow="ellipsis", no_wrap=True)
+    table.add_column("owner", width=16, overflow="ellipsis", no_wrap=True)
+    table.add_column("priority", width=8, no_wrap=True)
+    table.add_column("due", width=10, no_wrap=True)
+    table.add_column("subject", width=36, overflow="ellipsis", no_wrap=True)
+    for t in tasks[:TASKS_SHOWN]:
+        owner = str(t["owner"] or "").split("@", 1)[0]  # one org's mail domain: the local part tells who
+        table.add_row(escape(names.get(t["account"], t["account"] or "")), escape(owner),
+                      str(t["priority"] or ""), t["due"], escape(str(t["subject"] or "")))
     console.print(table)
     keys = [t["key"] for t in tasks]
-    dupes = len(keys) - len(set(keys))
-    console.print(f"distinct dedupe keys: {len(set(keys))}, duplicates: {dupes}")
+    more = f"(first {TASKS_SHOWN} shown) " if len(tasks) > TASKS_SHOWN else ""
+    console.print(f"{more}distinct dedupe keys: {len(set(keys))}, duplicates: {len(keys) - len(set(keys))}")
 
 
-def _emulated_tasks(server) -> list[dict]:
+def _owner_emails(ctx) -> dict[str, str]:
+    from connectors.records import UserRecord
+
+    users = (UserRecord.from_json(r.data) for r in ctx.store.iter_records(ctx.crm, "users"))
+    return {u.id: u.email for u in users if u.email}
+
+
+def _emulated_tasks(server, owners: dict[str, str]) -> list[dict]:
     if server.crm == "salesforce":
         emu = server.emulator("salesforce")
-        users = {u["Id"]: u.get("Email") for u in emu.records("User")}
-        return [{"account": t.get("WhatId"), "owner": users.get(t.get("OwnerId"), t.get("OwnerId")),
-                 "priority": t.get("Priority"), "due": str(t.get("ActivityDate")), "status": t.get("Status"),
-                 "subject": t.get("Subject"), "key": t.get("Healthsync_Key__c")}
+        return [{"account": t.get("WhatId"), "owner": owners.get(t.get("OwnerId"), t.get("OwnerId")),
+                 "priority": t.get("Priority"), "due": str(t.get("ActivityDate") or "")[:10],
+                 "status": t.get("Status"), "subject": t.get("Subject"), "key": t.get("Healthsync_Key__c")}
                 for t in emu.records("Task") if t.get("Healthsync_Key__c")]
     emu = server.emulator("hubspot")
-    owners = {}
-    for o in getattr(emu, "owners", lambda: [])() if callable(getattr(emu, "owners", None)) else []:
-        owners[str(o.get("id"))] = o.get("email")
     out = []
     for t in emu.objects("tasks"):
         props = t.get("properties", t)
         if not props.get("healthsync_key"):
             continue
         companies = emu.associations("tasks", t.get("id"), "companies")
-        out.append({"account": str(companies[0]) if companies else "", "owner": owners.get(
-            str(props.get("hubspot_owner_id")), props.get("hubspot_owner_id")),
-            "priority": props.get("hs_task_priority"), "due": str(props.get("hs_timestamp", ""))[:10],
-            "status": props.get("hs_task_status"), "subject": props.get("hs_task_subject"),
-            "key": props.get("healthsync_key")})
+        owner = str(props.get("hubspot_owner_id") or "")
+        out.append({"account": str(companies[0]) if companies else "", "owner": owners.get(owner, owner),
+                    "priority": props.get("hs_task_priority"), "due": str(props.get("hs_timestamp") or "")[:10],
+                    "status": props.get("hs_task_status"), "subject": props.get("hs_task_subject"),
+                    "key": props.get("healthsync_key")})
     return out
 
 
 def _api_calls(first: CycleReport, second: CycleReport) -> None:
-    table = Table(title="API calls per source")
+    table = Table(title="API calls per source (emulator counts)", box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("source", "full cycle", "incremental cycle"):
         table.add_column(col, justify="right" if col != "source" else "left")
     a, b = getattr(first, "api_calls", {}), getattr(second, "api_calls", {})
     for name in sorted(set(a) | set(b)):
         table.add_row(name, str(a.get(name, 0)), str(b.get(name, 0)))
+    table.add_row("[bold]all[/]", str(sum(a.values())), str(sum(b.values())))
     console.print(table)
-

@@ -1,24 +1,58 @@
-"""`healthsync pull` and `healthsync connectors test`: fill the store from the sources, check credentials."""
+"""`healthsync pull`: fill the store from the sources (incremental unless --full) and say what it cost."""
 
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich import box
+from rich.markup import escape
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors.base import ConfigError, HealthsyncError
 from connectors.pacing import PacerRegistry
-from sync.commands.common import config_option, console, opened
-from sync.pull import pull_source
+from sync.commands.common import config_option, console, err_console, opened, short_error
+from sync.pull import SourceReport, pull_source
 from sync.runtime import build_sources
+
+SKIPPED_EXAMPLES_SHOWN = 5
 
 
 def register(app: typer.Typer) -> None:
     app.command("pull")(pull)
+
+
+@dataclass(frozen=True)
+class ApiUse:
+    """What one source's pull cost, from the pacer(s) of its API: calls made, 429s answered, seconds waited."""
+
+    calls: int = 0
+    rate_limited: int = 0
+    waited: float = 0.0
+    daily_used: int | None = None
+    daily_limit: int | None = None
+
+    def minus(self, before: ApiUse) -> ApiUse:
+        return ApiUse(self.calls - before.calls, self.rate_limited - before.rate_limited,
+                      self.waited - before.waited, self.daily_used, self.daily_limit)
+
+
+def api_use(pacers: PacerRegistry, api: str) -> ApiUse:
+    """Totals over every pacer of `api` (one per org/portal/project; normally exactly one)."""
+    mine = [s for s in pacers.stats() if s.api == api]
+    daily = [s for s in mine if s.daily_limit]
+    return ApiUse(
+        calls=sum(s.calls for s in mine),
+        rate_limited=sum(s.rate_limited for s in mine),
+        waited=sum(s.waited_seconds for s in mine),
+        daily_used=sum(s.daily_used or 0 for s in daily) if daily else None,
+        daily_limit=sum(s.daily_limit or 0 for s in daily) if daily else None,
+    )
 
 
 def pull(
@@ -34,52 +68,79 @@ def pull(
         if unknown:
             raise ConfigError(f"--source {', '.join(unknown)}: not configured; configured: {', '.join(sources)}")
         as_of = datetime.now(UTC)
-        reports = []
+        pulled: list[tuple[SourceReport, ApiUse]] = []
         with _progress() as progress:
             for name, src in sources.items():
                 if source and name not in source:
                     continue
-                task = progress.add_task(f"{name}", total=None) if progress else None
-
-                def tick(src_name, stream, n, task=task):
-                    if progress is not None:
-                        progress.update(task, description=f"{src_name} {stream}: {n} records")
-
-                reports.append(pull_source(store, src, as_of=as_of, now=lambda: datetime.now(UTC), full=full,
-                                           progress=tick))
-    stats = {s.api: s for s in pacers.stats()}
-    _summary(reports, stats)
-    failed = [r for r in reports if not r.ok]
+                before = api_use(pacers, name)
+                report = pull_source(store, src, as_of=as_of, now=lambda: datetime.now(UTC), full=full,
+                                     progress=_ticker(progress, name))
+                pulled.append((report, api_use(pacers, name).minus(before)))
+    _summary(pulled, full)
+    failed = [r.source for r, _ in pulled if not r.ok]
     if failed:
-        raise HealthsyncError("; ".join(f"{r.source}: {r.error}" for r in failed))
-
-
-class _NoProgress:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+        raise HealthsyncError(f"{len(failed)} of {len(pulled)} sources failed ({', '.join(failed)}): the reasons "
+                              "are above; the other sources' records were stored")
 
 
 def _progress():
+    """A live line per source on a terminal (on stderr, so a redirected summary stays clean); nothing otherwise."""
     if not sys.stderr.isatty():
-        return _NoProgress()
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        return nullcontext(None)
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                    console=err_console, transient=True)
 
 
-def _summary(reports, stats) -> None:
-    table = Table(title="pull summary")
-    for col in ("source", "stream", "records", "deleted", "skipped", "pages"):
-        table.add_column(col, justify="right" if col not in ("source", "stream") else "left")
-    for r in reports:
-        for stream, s in r.streams.items():
-            table.add_row(r.source, stream, str(s.records), str(s.deleted), str(s.skipped), str(s.pages))
-    console.print(table)
-    for r in reports:
-        st = stats.get(r.source)
-        calls = f"{st.calls} API calls, {st.rate_limited} 429s" if st else "no API stats"
-        status = "[green]ok[/]" if r.ok else f"[red]failed[/] ({r.error})"
-        console.print(f"{r.source}: {status} · {calls} · {r.seconds:.1f}s")
-        for example in r.skipped_examples[:5]:
-            console.print(f"  skipped {example}")
+def _ticker(progress: Progress | None, name: str):
+    if progress is None:
+        return None
+    task = progress.add_task(f"{name}: starting", total=None)
+
+    def tick(_source: str, stream: str, records: int) -> None:
+        progress.update(task, description=f"{name} {stream}: {records:,} records")
+
+    return tick
+
+
+def _summary(pulled: list[tuple[SourceReport, ApiUse]], full: bool) -> None:
+    console.print(_stream_table(pulled, full))
+    console.print(_source_table(pulled))
+    for report, use in pulled:
+        if use.daily_limit:
+            console.print(f"{report.source}: {use.daily_used:,} of {use.daily_limit:,} daily API calls used "
+                          "(rolling 24 h, all apps of the org)")
+        if not report.ok:
+            console.print(f"[red]{report.source} failed[/] ({report.error_kind or 'error'}): "
+                          f"{escape(short_error(report.error, report.source))}")
+        for example in report.skipped_examples[:SKIPPED_EXAMPLES_SHOWN]:
+            console.print(f"  {report.source} skipped {escape(example)}")
+
+
+def _stream_table(pulled: list[tuple[SourceReport, ApiUse]], full: bool) -> Table:
+    table = Table(title=f"Records per stream ({'full' if full else 'incremental'} pull)", box=box.SIMPLE_HEAD,
+                  title_justify="left")
+    table.add_column("source")
+    table.add_column("stream")
+    for col in ("records", "deleted", "skipped", "pages"):
+        table.add_column(col, justify="right")
+    for report, _ in pulled:
+        for stream, s in report.streams.items():
+            table.add_row(report.source, stream, f"{s.records:,}", f"{s.deleted:,}", f"{s.skipped:,}", f"{s.pages:,}")
+        table.add_section()
+    return table
+
+
+def _source_table(pulled: list[tuple[SourceReport, ApiUse]]) -> Table:
+    table = Table(title="Per source", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("source")
+    table.add_column("status")
+    for col in ("records", "API calls", "429s", "waited", "time"):
+        table.add_column(col, justify="right")
+    for report, use in pulled:
+        status = "[green]ok[/]" if report.ok else "[red]FAILED[/]"
+        if report.interrupted:
+            status = "[yellow]interrupted[/]"
+        table.add_row(report.source, status, f"{report.records:,}", f"{use.calls:,}", f"{use.rate_limited:,}",
+                      f"{use.waited:.1f}s", f"{report.seconds:.1f}s")
+    return table
