@@ -86,19 +86,27 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
     run_id = store.start_run("full" if full else "cycle", started_at=ctx.now())
     report = CycleReport(run_id=run_id, as_of=as_of)
     try:
-        _step(report, "pull", lambda: _pull_all(ctx, report, as_of, full, run_id, stop))
+        _step(ctx, report, "pull", lambda: _pull_all(ctx, report, as_of, full, run_id, stop))
         if stop is not None and stop.is_set():
             report.status = "partial"
             return report
         healthy = {name for name, r in report.sources.items() if r.ok}
         state_sync.sync_task_states(store, ctx.crm, now=ctx.now())
-        gathered = _step(report, "identity_and_facts", lambda: gather_facts(store, ctx, healthy, as_of))
+        gathered = _step(ctx, report, "identity_and_facts", lambda: gather_facts(store, ctx, healthy, as_of))
         report.identity = gathered.identity_counts
-        report.scored = _step(report, "score", lambda: score_accounts(ctx, gathered.facts, as_of, run_id))
-        report.plan = _step(report, "plan", lambda: plan_writeback(ctx, report.scored, gathered, as_of))
-        if ctx.writer is not None and not ctx.dry_run and ctx.crm in healthy:
-            report.applied = _step(report, "apply", lambda: apply_plan(
+        score_rows: list[ScoreRow] = []
+        report.scored = _step(ctx, report, "score", lambda: score_accounts(
+            ctx, gathered.facts, as_of, run_id, record=False, rows=score_rows))
+        report.plan = _step(ctx, report, "plan", lambda: plan_writeback(ctx, report.scored, gathered, as_of))
+        writing = ctx.writer is not None and not ctx.dry_run
+        if writing and ctx.crm in healthy:
+            report.applied = _step(ctx, report, "apply", lambda: apply_plan(
                 report.plan, ctx.writer, store, now=ctx.now(), run_id=run_id, after_batch=ctx.after_apply_batch))
+        if not writing or report.applied is not None:
+            # Scores enter history only once what they asked for is written: recorded before a crash (or a
+            # cycle whose CRM was down), they would hide the transition from the next cycle, and the tasks of
+            # edge-triggered rules ("newly" below 70, band changes) would never be created.
+            store.record_scores(score_rows)
         report.status = _overall_status(report, ctx)
     except Exception as exc:  # the run record must say it failed; the daemon decides what next
         report.status = "failed"
@@ -110,12 +118,14 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
     return report
 
 
-def _step(report: CycleReport, name: str, fn: Callable):
+def _step(ctx: CycleContext, report: CycleReport, name: str, fn: Callable):
+    """Run one step; its duration and counts go to the report and to the run record in the store."""
     started = time.monotonic()
     result = fn()
     metrics = {"seconds": round(time.monotonic() - started, 3)}
     metrics.update(_step_counts(name, result, report))
     report.steps[name] = metrics
+    ctx.store.record_step(report.run_id, name, metrics)
     return result
 
 
@@ -196,22 +206,25 @@ def _overall_status(report: CycleReport, ctx: CycleContext) -> str:
 
 
 def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None,
-                   record: bool = True) -> list[ScoredAccount]:
-    """Score with stored history (backfilled for accounts seen for the first time); `record` saves the results."""
-    store = ctx.store
-    stored = store.score_histories(since=as_of - timedelta(days=HISTORY_DAYS), until=as_of - timedelta(seconds=1))
-    history: dict[str, list[PastResult]] = {aid: [_past(row) for row in rows] for aid, rows in stored.items()}
+                   record: bool = True, rows: list[ScoreRow] | None = None) -> list[ScoredAccount]:
+    """Score with stored history (backfilled for accounts seen for the first time); `record` saves the results.
+    `rows`, when given, receives the rows that record them (backfilled ones first), for the caller to save later."""
+    stored = ctx.store.score_histories(since=as_of - timedelta(days=HISTORY_DAYS),
+                                       until=as_of - timedelta(seconds=1))
+    history: dict[str, list[PastResult]] = {aid: [_past(row) for row in past] for aid, past in stored.items()}
     missing = [f for f in facts if f.account.id not in history]
-    if missing:
-        _backfill(ctx, missing, history, as_of, run_id, record)
+    new_rows = _backfill(ctx, missing, history, as_of, run_id) if missing else []
     scored = score_portfolio(facts, ctx.model, ctx.playbook, history, as_of)
+    new_rows += [_score_row(s, ctx.model_name, run_id) for s in scored]
     if record:
-        store.record_scores([_score_row(s, ctx.model_name, run_id) for s in scored])
+        ctx.store.record_scores(new_rows)
+    if rows is not None:
+        rows.extend(new_rows)
     return scored
 
 
 def _backfill(ctx: CycleContext, facts, history: dict[str, list[PastResult]], as_of: datetime,
-              run_id: str | None, record: bool) -> None:
+              run_id: str | None) -> list[ScoreRow]:
     """First sight of an account: score its dated facts as of earlier days, so trends and 'newly' rules work
     from the first cycle instead of a month later. Backfilled rows are marked as such in the store."""
     rows = []
@@ -220,14 +233,16 @@ def _backfill(ctx: CycleContext, facts, history: dict[str, list[PastResult]], as
         for scored in score_portfolio(facts, ctx.model, None, history, at):
             history.setdefault(scored.result.account_id, []).append(scored.result.to_past())
             rows.append(_score_row(scored, ctx.model_name, run_id, backfilled=True))
-    if record:
-        ctx.store.record_scores(rows)
+    return rows
 
 
 def _past(row: ScoreRow) -> PastResult:
-    measures = row.result.get("measures", {}) if isinstance(row.result, dict) else {}
+    """A stored result as history; its raw values too, so an explanation can say what moved from what."""
+    stored = row.result if isinstance(row.result, dict) else {}
+    measures, raw = stored.get("measures") or {}, stored.get("raw") or {}
     return PastResult(as_of=row.as_of, score=row.score, band=row.band,
-                      measures={k: v for k, v in measures.items() if isinstance(v, int | float)})
+                      measures={k: v for k, v in measures.items() if isinstance(v, int | float)},
+                      raw=dict(raw) if isinstance(raw, dict) else {})
 
 
 def _score_row(scored: ScoredAccount, model_name: str, run_id: str | None, backfilled: bool = False) -> ScoreRow:
