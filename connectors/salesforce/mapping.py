@@ -32,6 +32,7 @@ _ACCOUNT_KEYS = ("arr", "acv", "renewal_date", "contract_start", "plan_tier", "s
                  "payment_status", "nps", "domain", "owner")
 _CONTACT_OPTIONAL_KEYS = ("champion", "executive_sponsor", "left_company", "left_company_date", "role_changed_date")
 _OPPORTUNITY_KEYS = ("type_field", "stage", "amount", "close_date")
+_WRITTEN_PREFIX = "written:"
 _ACTIVITY_COMMON = ("AccountId", "WhatId", "WhoId", "OwnerId", "Subject", "ActivityDate")
 _TASK_EXTRA = ("Status", "IsClosed", "TaskSubtype", "Type", "CallType", "Direction__c", "CompletedDateTime",
                "LastModifiedDate")
@@ -93,9 +94,14 @@ def _standard(*names: str, required: Sequence[str] = ("Id", "SystemModstamp")) -
 
 
 def account_wants(field_map: FieldMap) -> list[Want]:
+    """The field-map fields, plus the fields we write (once `setup` created them): the planner compares
+    their current CRM values with what we last wrote, to see human edits and adopt writes made before a crash."""
     mapped = field_map.account.model_dump()
+    written = field_map.write.model_dump()
     return [*_standard("Id", "SystemModstamp", "IsDeleted", "Name"),
-            *(Want(key, mapped[key], f"account.{key}", required=True) for key in _ACCOUNT_KEYS)]
+            *(Want(key, mapped[key], f"account.{key}", required=True) for key in _ACCOUNT_KEYS),
+            *(Want(_WRITTEN_PREFIX + key, name, f"write.{key}") for key, name in written.items()
+              if key != "task_key" and name)]
 
 
 def contact_wants(field_map: FieldMap) -> list[Want]:
@@ -274,7 +280,7 @@ class RecordMapper:
             plan_tier=_lower(get("plan_tier")), seats_purchased=as_int(get("seats")),
             usage_capacity=as_float(get("capacity_limit")), contract_start=parse_date(get("contract_start")),
             payment_status=_lower(get("payment_status")), nps=as_float(get("nps")), updated_at=updated_at,
-            deleted=as_bool(get("IsDeleted")))
+            deleted=as_bool(get("IsDeleted")), extra=_written_values(row, fields))
 
     def contact(self, row: Mapping[str, Any], fields: ObjectFields, updated_at: datetime) -> ContactRecord:
         get = RowReader(row, fields)
@@ -361,3 +367,13 @@ def _task_kind(subtype: Any, type_: Any) -> ActivityKind:
 
 def _event_kind(type_: Any) -> ActivityKind:
     return ActivityKind.QBR if str(type_ or "").strip().casefold() == "qbr" else ActivityKind.MEETING
+
+
+def _written_values(row: Mapping[str, Any], fields: ObjectFields) -> dict[str, Any]:
+    """Our own fields' current values, keyed by API name (as the planner names them)."""
+    out: dict[str, Any] = {}
+    for key, api_name in fields.names.items():
+        if key.startswith(_WRITTEN_PREFIX):
+            value = row.get(api_name)
+            out[api_name] = value if value is None or isinstance(value, str | int | float | bool) else str(value)
+    return out
