@@ -109,26 +109,36 @@ def test_bad_level_or_format_is_a_config_error():
         configure_logging(fmt="xml")
 
 
+_SDK_ROUTING_SCRIPT = r"""
+import io, json, logging, sys
+import mixpanel_utils  # attaches its own stderr StreamHandler at import
+from sync.logs import configure_logging, register_secret
+
+stream = io.StringIO()
+configure_logging(level="INFO", fmt="json", stream=stream)
+sdk_logger = logging.getLogger("mixpanel_utils")
+assert sdk_logger.handlers == [], sdk_logger.handlers
+sdk_logger.addHandler(logging.StreamHandler())  # what mixpanel-utils does again on re-import
+assert sdk_logger.handlers == [], sdk_logger.handlers
+register_secret("mixpanel-secret-0f0f0f")
+mixpanel_utils.MixpanelUtils.LOGGER.error('Request Headers: {"Authorization": "Basic bWl4cGFuZWwtc2VjcmV0"}')
+mixpanel_utils.MixpanelUtils.LOGGER.error("secret was mixpanel-secret-0f0f0f")
+sys.stdout.write(stream.getvalue())
+"""
+
+
 def test_sdk_handlers_are_replaced_by_ours():
-    import io
+    # Logging is process-global and the rest of the suite reconfigures it many times: a fresh interpreter
+    # shows what a daemon process gets.
+    import subprocess
+    import sys
 
-    import mixpanel_utils  # attaches its own stderr StreamHandler at import
-
-    stream = io.StringIO()
-    configure_logging(level="INFO", fmt="json", stream=stream)
-    sdk_logger = logging.getLogger("mixpanel_utils")
-    assert sdk_logger.handlers == []
-    sdk_logger.addHandler(logging.StreamHandler())  # what mixpanel-utils does again on re-import
-    assert sdk_logger.handlers == []
-    register_secret("mixpanel-secret-0f0f0f")
-    mixpanel_utils.MixpanelUtils.LOGGER.error('Request Headers: {"Authorization": "Basic bWl4cGFuZWwtc2VjcmV0"}')
-    mixpanel_utils.MixpanelUtils.LOGGER.error("secret was mixpanel-secret-0f0f0f")
-    output = stream.getvalue()
-    records = _json_lines(output)
-    # The header line is redacted here, or dropped whole by the Mixpanel connector's log reader once it is loaded.
-    assert 1 <= len(records) <= 2
-    assert sum("secret was" in r["event"] for r in records) == 1  # once, through our handler only
-    assert "bWl4cGFuZWwtc2VjcmV0" not in output and "mixpanel-secret-0f0f0f" not in output
+    done = subprocess.run([sys.executable, "-c", _SDK_ROUTING_SCRIPT], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "", done.stderr  # nothing through the SDK's own stderr handler
+    records = _json_lines(done.stdout)
+    assert len(records) == 2, done.stdout  # once each, through our handler only
+    assert "bWl4cGFuZWwtc2VjcmV0" not in done.stdout and "mixpanel-secret-0f0f0f" not in done.stdout
 
 
 @pytest.mark.parametrize(
