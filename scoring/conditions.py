@@ -84,21 +84,24 @@ class Condition(ABC):
 
 
 class Compare(Condition):
-    __slots__ = ("name", "op", "value", "check")
+    __slots__ = ("name", "op", "value", "check", "_description")
 
     def __init__(self, name: str, op: str, value: Any):
         self.name, self.op, self.value = name, op, value
         self.check = _predicate(op, value)
         self.fn = _leaf(name, op, value)
+        if op in ("is_null", "not_null"):
+            self._description = f"{name} {'is missing' if op == 'is_null' else 'is present'}"
+        else:
+            self._description = f"{name} {op} {format_value(value)}"
 
     def describe(self) -> str:
-        if self.op in ("is_null", "not_null"):
-            return f"{self.name} {'is missing' if self.op == 'is_null' else 'is present'}"
-        return f"{self.name} {self.op} {format_value(self.value)}"
+        return self._description
 
     def reasons(self, ctx: Context) -> list[str]:
-        text = f"{self.name} = {format_value(ctx.get(self.name))} ({self.describe()})"
-        note = ctx.evidence.get(self.name)
+        name = self.name
+        text = f"{name} = {format_value(ctx.get(name))} ({self._description})"
+        note = ctx.evidence.get(name)
         return [f"{text} [{note}]" if note else text]
 
 

@@ -3,6 +3,8 @@ down or hold it up, those that moved most since the last score (with raw values)
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 from scoring.base import HistoryFacts, PastResult
 from scoring.conditions import format_value
 from scoring.model import ScoreCore
@@ -16,6 +18,8 @@ _STRONG = 70.0
 
 # measure rows: (name, component, signal, raw, score, weight, defaulted)
 _NAME, _COMPONENT, _SIGNAL, _RAW, _SCORE, _WEIGHT, _DEFAULTED = range(7)
+_MISSING_HOW = {"default": "scored as the default", "ignore": "counted as 0"}
+_first = itemgetter(0)
 
 
 def _capped(score: float) -> float:
@@ -38,19 +42,26 @@ def _headline(core: ScoreCore, history: HistoryFacts) -> str:
 
 
 def _drags_and_strengths(scored: list[tuple]) -> list[str]:
-    """Drag = points a measure costs the total (weight x (100 - score)); strength = points it brings."""
-    ranked = sorted(((row[_WEIGHT] * (100.0 - _capped(row[_SCORE])), row[_NAME], row) for row in scored),
-                    reverse=True, key=lambda item: item[0])
+    """Drag = points a measure costs the total (weight x (100 - score)); strength = points it brings.
+    Ties keep measure order (a stable sort), so the text never depends on anything but the rows."""
+    lost_by_row = []
+    kept_by_row = []
+    for row in scored:
+        score = row[_SCORE]
+        capped = 100.0 if score > 100.0 else (0.0 if score < 0.0 else score)
+        lost_by_row.append((row[_WEIGHT] * (100.0 - capped), row))
+        if score >= _STRONG:
+            kept_by_row.append((row[_WEIGHT] * capped, row))
+    lost_by_row.sort(key=_first, reverse=True)
     parts = []
-    drags = [(lost, row) for lost, _, row in ranked[:_TOP_DRAGS] if lost > 0.05]
+    drags = [(lost, row) for lost, row in lost_by_row[:_TOP_DRAGS] if lost > 0.05]
     if drags:
         parts.append("Pulling down: " + "; ".join(
-            f"{_label(row)} scored {row[_SCORE]:.0f}, -{lost:.1f} pts" for lost, row in drags) + ".")
-    strong = sorted(((row[_WEIGHT] * _capped(row[_SCORE]), row[_NAME], row) for row in scored
-                     if row[_SCORE] >= _STRONG), reverse=True, key=lambda item: item[0])[:_TOP_STRENGTHS]
-    if strong:
-        parts.append("Holding up: " + "; ".join(f"{_label(row)} scored {row[_SCORE]:.0f}" for _, _, row in strong)
-                     + ".")
+            [f"{_label(row)} scored {row[_SCORE]:.0f}, -{lost:.1f} pts" for lost, row in drags]) + ".")
+    if kept_by_row:
+        kept_by_row.sort(key=_first, reverse=True)
+        parts.append("Holding up: " + "; ".join(
+            [f"{_label(row)} scored {row[_SCORE]:.0f}" for _, row in kept_by_row[:_TOP_STRENGTHS]]) + ".")
     return parts
 
 
@@ -68,7 +79,7 @@ def _moves(scored: list[tuple], previous: PastResult | None) -> list[str]:
             moves.append((abs(points), points, row, before))
     if not moves:
         return []
-    moves.sort(reverse=True, key=lambda m: m[0])
+    moves.sort(reverse=True, key=_first)
     texts = [
         f"{row[_COMPONENT]}/{row[_NAME]} {row[_SIGNAL]} {format_value(previous.raw.get(row[_NAME]))}->"
         f"{format_value(row[_RAW])}, score {before:.0f}->{row[_SCORE]:.0f} ({points:+.1f} pts)"
@@ -78,10 +89,8 @@ def _moves(scored: list[tuple], previous: PastResult | None) -> list[str]:
 
 
 def _missing(core: ScoreCore, rows: list[tuple]) -> list[str]:
-    if not rows:
-        return []
-    how = {"default": "scored as the default", "ignore": "counted as 0"}.get(core.policy, "left out, re-weighted")
-    return [f"No data ({how}): " + ", ".join(row[_SIGNAL] for row in rows) + "."]
+    how = _MISSING_HOW.get(core.policy, "left out, re-weighted")
+    return [f"No data ({how}): " + ", ".join([row[_SIGNAL] for row in rows]) + "."]
 
 
 def explain(core: ScoreCore, history: HistoryFacts, previous: PastResult | None) -> str:
@@ -91,12 +100,14 @@ def explain(core: ScoreCore, history: HistoryFacts, previous: PastResult | None)
         (missing if row[_RAW] is None else scored).append(row)
     parts = [_headline(core, history)]
     parts.extend(_drags_and_strengths(scored))
-    parts.extend(_moves(scored, previous))
+    if previous is not None and previous.measures:
+        parts.extend(_moves(scored, previous))
     clamped = [row for row in core.component_rows if row[4]]
     if clamped:
         parts.append("Clamped: " + "; ".join(
             f"{name} {unclamped:.1f}->{score:.0f}" for name, score, _, unclamped, _ in clamped) + ".")
-    parts.extend(_missing(core, missing))
+    if missing:
+        parts.extend(_missing(core, missing))
     if core.insufficient_data:
         parts.append(f"Insufficient data: only {core.coverage * 100:.0f}% of the model's weight has data.")
     return fit(parts)

@@ -3,9 +3,11 @@ computed from stored past results (plain values) around one new score."""
 
 from __future__ import annotations
 
+import operator
 from bisect import bisect_right
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 from operator import attrgetter
 
 from scoring.base import HistoryFacts, PastResult
@@ -36,6 +38,12 @@ class ScoreHistory:
     def __init__(self, past: Sequence[PastResult], as_of: datetime | HistoryClock):
         self.clock = as_of if isinstance(as_of, HistoryClock) else HistoryClock(as_of)
         cutoff = self.clock.as_of
+        times = list(map(_by_time, past))
+        # stored history is usually oldest first and all before the cutoff: then there is nothing to do
+        if times and times[-1] < cutoff and all(map(operator.le, times, islice(times, 1, None))):
+            self.results = list(past)
+            self.times = times
+            return
         earlier = [p for p in past if p.as_of < cutoff]
         earlier.sort(key=_by_time)
         self.results = earlier

@@ -44,6 +44,11 @@ class Measure(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    def scorer(self) -> Callable[[float | bool], float]:
+        """`score` for measures that need no population, as the cheapest callable that gives exactly
+        the same result (the model's hot loop calls it 16 times per account)."""
+        return self.score
+
 
 class Step:
     __slots__ = ("tests", "equals", "has_equals", "score", "text")
@@ -74,6 +79,25 @@ class ThresholdMeasure(Measure):
 
     def describe(self) -> str:
         return "; ".join(s.text for s in self.steps) + f"; else {format_value(self.otherwise)}"
+
+    def scorer(self) -> Callable[[float | bool], float]:
+        if type(self) is not ThresholdMeasure:
+            return self.score
+        otherwise = self.otherwise
+        # one (test, bound) and no equals is the common step; `Step.matches` keeps the general case
+        if all(len(step.tests) == 1 and not step.has_equals for step in self.steps):
+            simple = tuple((step.tests[0][0], step.tests[0][1], step.score) for step in self.steps)
+
+            def first_match(raw: float | bool) -> float:
+                for test, bound, score in simple:
+                    if test(raw, bound):
+                        return score
+                return otherwise
+            return first_match
+        if len(self.steps) == 1 and self.steps[0].has_equals and not self.steps[0].tests:
+            equals, score = self.steps[0].equals, self.steps[0].score
+            return lambda raw: otherwise if raw != equals else score
+        return self.score
 
 
 def percentile_rank(value: float, ordered: Sequence[float]) -> float:
@@ -110,17 +134,25 @@ class LinearMeasure(Measure):
         super().__init__(name, signal, weight)
         self.xs = tuple(p[0] for p in points)
         self.ys = tuple(p[1] for p in points)
+        self._interpolate = self.scorer()
 
     def score(self, raw: float | bool, population: Sequence[float] | None = None) -> float:
+        return self._interpolate(raw)
+
+    def scorer(self) -> Callable[[float | bool], float]:
         xs, ys = self.xs, self.ys
-        value = float(raw)
-        if value <= xs[0]:
-            return ys[0]
-        if value >= xs[-1]:
-            return ys[-1]
-        i = bisect_right(xs, value)
-        x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-        return y0 + (y1 - y0) * (value - x0) / (x1 - x0)
+        first_x, last_x, first_y, last_y = xs[0], xs[-1], ys[0], ys[-1]
+
+        def interpolate(raw: float | bool) -> float:
+            value = float(raw)
+            if value <= first_x:
+                return first_y
+            if value >= last_x:
+                return last_y
+            i = bisect_right(xs, value)
+            x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+            return y0 + (y1 - y0) * (value - x0) / (x1 - x0)
+        return interpolate
 
     def describe(self) -> str:
         return "linear " + ", ".join(f"{format_value(x)}->{format_value(y)}" for x, y in zip(self.xs, self.ys, strict=True))

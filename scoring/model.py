@@ -111,7 +111,7 @@ class ModelVariant:
                 component.weight,
                 tuple(
                     (m, m.signal, m.name, m.weight / total, component.weight / 100.0 * m.weight / total,
-                     m.needs_population)
+                     m.needs_population, None if m.needs_population else m.scorer())
                     for m in component.measures
                 ),
             ))
@@ -131,7 +131,7 @@ class ModelVariant:
         total = total_weight = coverage = 0.0
         for component_name, component_weight, planned in self._plan:
             acc = used_share = 0.0
-            for measure, signal, name, share, global_share, needs_population in planned:
+            for measure, signal, name, share, global_share, needs_population, scorer in planned:
                 raw = values.get(signal)
                 if raw is None:
                     if reweight:
@@ -144,7 +144,7 @@ class ModelVariant:
                     if needs_population:
                         value = measure.score(raw, populations.get(measure, segment))
                     else:
-                        value = measure.score(raw)
+                        value = scorer(raw)
                     coverage += global_share
                     measure_rows.append((name, component_name, signal, raw, value, global_share, False))
                 acc += value * share
@@ -190,12 +190,17 @@ class Populations:
 
     @classmethod
     def build(cls, measures: Sequence[Measure], signals: Sequence[Signals], segments: Sequence[str | None]):
+        names = sorted({m.signal for m in measures})
+        return cls.from_columns({name: [s.values.get(name) for s in signals] for name in names}, segments)
+
+    @classmethod
+    def from_columns(cls, columns: Mapping[str, Sequence[SignalValue]], segments: Sequence[str | None]):
+        """From each signal's raw values in account order (aligned with `segments`); `None` is left out."""
         populations = cls()
-        for name in sorted({m.signal for m in measures}):
+        for name in sorted(columns):
             whole: list[float] = []
             by_segment: dict[str | None, list[float]] = {}
-            for account_signals, segment in zip(signals, segments, strict=True):
-                raw = account_signals.values.get(name)
+            for raw, segment in zip(columns[name], segments, strict=True):
                 if raw is None:
                     continue
                 whole.append(float(raw))

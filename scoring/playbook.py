@@ -8,7 +8,8 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from scoring.base import Account, ContextValue, HistoryFacts, Intent, ModelError, OwnerSpec, SignalValue
@@ -120,20 +121,27 @@ class Rule:
 
 def window_key(window: str, as_of: datetime, account: Account) -> str:
     """The period a rule's task belongs to: firing again inside it maps to the same dedupe key."""
-    if window == "day":
-        return as_of.date().isoformat()
-    if window == "iso_week":
-        year, week, _ = as_of.isocalendar()
-        return f"{year}-W{week:02d}"
-    if window == "month":
-        return f"{as_of.year}-{as_of.month:02d}"
-    if window == "quarter":
-        return f"{as_of.year}-Q{(as_of.month - 1) // 3 + 1}"
     if window == "renewal":
         return f"renewal-{account.renewal_date.isoformat() if account.renewal_date else 'none'}"
     if window == "contract":
         return f"contract-{account.contract_start.isoformat() if account.contract_start else 'none'}"
+    return _time_window(window, as_of.date())
+
+
+@lru_cache(maxsize=64)
+def _time_window(window: str, today: date) -> str:
+    """Windows that depend on the (local) day alone: the same for every account of a run, so cached."""
+    if window == "day":
+        return today.isoformat()
+    if window == "iso_week":
+        year, week, _ = today.isocalendar()
+        return f"{year}-W{week:02d}"
+    if window == "month":
+        return f"{today.year}-{today.month:02d}"
+    if window == "quarter":
+        return f"{today.year}-Q{(today.month - 1) // 3 + 1}"
     return "once"
+
 
 
 @dataclass(frozen=True, eq=False)  # compared by identity: it holds mappings
@@ -145,13 +153,17 @@ class Playbook:
     def __post_init__(self) -> None:
         compiled = tuple((rule, rule.when.fn, rule.unless.fn if rule.unless else None) for rule in self.rules)
         object.__setattr__(self, "_compiled", compiled)
+        # the "not suppressed" reason depends only on the rule, so it is written once
+        suppressions = {rule.id: f"not suppressed: {rule.unless.describe()} is false"
+                        for rule in self.rules if rule.unless is not None}
+        object.__setattr__(self, "_suppressions", suppressions)
 
     def evaluate(self, ctx: RuleContext, account: Account, as_of: datetime) -> list[Intent]:
         intents = []
         windows: dict[str, str] = {}
         for rule, when, unless in self._compiled:
             if when(ctx) and (unless is None or not unless(ctx)):
-                intents.append(self._intent(rule, ctx, account, as_of, windows))
+                intents.append(self._intent(rule, ctx, account, as_of, windows, self._suppressions.get(rule.id)))
         return intents
 
     def rule(self, rule_id: str) -> Rule:
@@ -162,7 +174,7 @@ class Playbook:
 
     @staticmethod
     def _intent(rule: Rule, ctx: RuleContext, account: Account, as_of: datetime,
-                windows: dict[str, str] | None = None) -> Intent:
+                windows: dict[str, str] | None = None, suppression: str | None = None) -> Intent:
         action = rule.action
         windows = {} if windows is None else windows
         window = windows.get(action.window)
@@ -170,7 +182,7 @@ class Playbook:
             window = windows[action.window] = window_key(action.window, as_of, account)
         reasons = rule.when.reasons(ctx)
         if rule.unless is not None:
-            reasons.append(f"not suppressed: {rule.unless.describe()} is false")
+            reasons.append(suppression or f"not suppressed: {rule.unless.describe()} is false")
         lead = action.body.render(ctx, account) if action.body else rule.description
         history = ctx.history
         trend = "" if history.delta_7d is None else f", {history.delta_7d:+d} in 7 days"

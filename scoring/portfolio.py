@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from scoring.base import AccountFacts, HealthResult, PastResult, ScoredAccount, Signals
@@ -33,27 +34,73 @@ def score_portfolio(
     """Score every account as of `as_of` and run the playbook (if any) on each result.
 
     Results come back in the order of `facts`. Nothing but percentile measures looks across accounts,
-    so without them each result depends only on its own facts and history."""
+    so without them each result depends only on its own facts and history. The three steps below are
+    public so a caller can run them on parts of a portfolio (e.g. in several processes) and get exactly
+    these results: signals per part, populations over every part, then scoring per part."""
     _require_aware(as_of)
-    # Scoring allocates millions of short-lived acyclic objects next to a large heap of facts; the cyclic
-    # collector would rescan that heap again and again for nothing, so it is paused for the run.
+    with collector_paused():
+        signals, segments = portfolio_signals(facts, model, as_of)
+        populations = portfolio_populations(model, signals, segments)
+        return score_signals(facts, signals, segments, model, playbook, history, as_of, populations)
+
+
+@contextmanager
+def collector_paused():
+    """Scoring allocates millions of short-lived acyclic objects next to a large heap of facts; the cyclic
+    collector would rescan that heap again and again for nothing, so it is paused for the run."""
     collector_was_on = gc.isenabled()
     gc.disable()
     try:
-        calculator = SignalCalculator(model.signal_config, as_of)
-        signals = [calculator.compute(f) for f in facts]
-        segments = [segment_for(s.values["acv"], model.segments) for s in signals]
-        percentile_measures = model.percentile_measures()
-        populations = (Populations.build(percentile_measures, signals, segments) if percentile_measures
-                       else Populations())
-        clock = HistoryClock(as_of)
-        return [
-            _score_one(f, s, segment, model, playbook, history.get(f.account.id, _NO_HISTORY), clock, populations)
-            for f, s, segment in zip(facts, signals, segments, strict=True)
-        ]
+        yield
     finally:
         if collector_was_on:
             gc.enable()
+
+
+def portfolio_signals(facts: Sequence[AccountFacts], model: HealthModel,
+                      as_of: datetime) -> tuple[list[Signals], list[str | None]]:
+    """Each account's signals and segment, in the order of `facts`."""
+    _require_aware(as_of)
+    compute = SignalCalculator(model.signal_config, as_of).compute
+    signals = [compute(f) for f in facts]
+    rules = model.segments
+    segments = [segment_for(s.values["acv"], rules) for s in signals]
+    return signals, segments
+
+
+def percentile_columns(model: HealthModel, signals: Sequence[Signals]) -> dict[str, list]:
+    """The raw values percentile measures rank, per signal name, in account order (empty without any)."""
+    names = sorted({m.signal for m in model.percentile_measures()})
+    return {name: [s.values.get(name) for s in signals] for name in names}
+
+
+def portfolio_populations(model: HealthModel, signals: Sequence[Signals],
+                          segments: Sequence[str | None]) -> Populations:
+    if not model.percentile_measures():
+        return Populations()
+    return Populations.from_columns(percentile_columns(model, signals), segments)
+
+
+def score_signals(
+    facts: Sequence[AccountFacts],
+    signals: Sequence[Signals],
+    segments: Sequence[str | None],
+    model: HealthModel,
+    playbook: Playbook | None,
+    history: Mapping[str, Sequence[PastResult]],
+    as_of: datetime,
+    populations: Populations,
+) -> list[ScoredAccount]:
+    """Results and intents for accounts whose signals are known; `populations` must span the whole
+    portfolio when the model has percentile measures."""
+    _require_aware(as_of)
+    clock = HistoryClock(as_of)
+    no_history = _NO_HISTORY
+    past_of = history.get
+    return [
+        _score_one(f, s, segment, model, playbook, past_of(f.account.id, no_history), clock, populations)
+        for f, s, segment in zip(facts, signals, segments, strict=True)
+    ]
 
 
 def _score_one(

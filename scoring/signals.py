@@ -10,11 +10,10 @@ from __future__ import annotations
 import operator
 import re
 from bisect import bisect_left, bisect_right
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from itertools import accumulate, islice
+from itertools import islice
 from operator import attrgetter
 from types import MappingProxyType
 
@@ -109,6 +108,7 @@ _HELD_OUTCOMES = frozenset({"held", None})  # a past meeting logged without an o
 _LATE_BY_STATUS = {"current": 0, "late": 1, "failed": 2}
 _WEEKS = 13  # enough weekly buckets for 12 consecutive weeks of decline
 _ONBOARDING_DAYS = 90
+_NOT_TOPIC_TEXT = re.compile(r"[^a-z ]+")
 _day = attrgetter("day")
 _active = attrgetter("active_user_ids")
 _logins = attrgetter("login_user_ids")
@@ -147,15 +147,12 @@ def _change_pct(current: float, previous: float) -> float:
     return 100.0 if current else 0.0
 
 
-def _consecutive_declines(weekly: list[float], comparable_weeks: int) -> int:
-    """Weeks in a row, newest first, each lower than the week before it."""
-    count = 0
-    for week in range(comparable_weeks):
-        if weekly[week] < weekly[week + 1]:
-            count += 1
-        else:
-            break
-    return count
+def _events_in(rows: Sequence) -> int:
+    return sum(map(_events, rows))
+
+
+def _logins_in(rows: Sequence) -> int:
+    return sum(map(len, map(_logins, rows)))
 
 
 class SignalCalculator:
@@ -174,7 +171,10 @@ class SignalCalculator:
         self.cut_365d = as_of - timedelta(days=365)
         self.cut_qbr = as_of - timedelta(days=config.qbr_window_days)
         # the first calendar day of "the last k days" (today counts as one of them)
-        self.day_cuts = {k: self.today - timedelta(days=k - 1) for k in range(1, 7 * _WEEKS + 1)}
+        self.first_day_30 = self.today - timedelta(days=29)
+        self.first_day_60 = self.today - timedelta(days=59)
+        # week_starts[w]: the first day of week w counting back from today (week 0 = the last 7 days)
+        self.week_starts = [self.today - timedelta(days=7 * (w + 1) - 1) for w in range(_WEEKS)]
         self.competitor_re = config.competitor_pattern()
         self.ignored_tags = frozenset(t.lower() for t in config.ignored_topic_tags)
 
@@ -205,9 +205,9 @@ class SignalCalculator:
 
     def _usage(self, facts: AccountFacts, values: dict[str, SignalValue]) -> None:
         """Window sums and unions over slices of the day-sorted rows, so the per-row work runs in C
-        (`sum(map(...))`, `set().union(*...)`): 100k accounts x 90 rows must take seconds, not minutes."""
+        (`sum(map(...))`, `set().union(*...)`): 100k accounts x 90 rows must take seconds, not minutes.
+        Weekly totals older than two weeks are summed only as far back as a decline streak reaches."""
         today = self.today
-        today_ordinal = self.today_ordinal
         account = facts.account
         rows = facts.usage
         days = list(map(_day, rows))
@@ -215,62 +215,42 @@ class SignalCalculator:
             rows = sorted(rows, key=_day)
             days = list(map(_day, rows))
         end = bisect_right(days, today)  # rows dated after as_of are ignored
-        cut = self.day_cuts  # day_cuts[k]: the first day of the window of the last k days
-
-        def since(k: int) -> int:
-            return bisect_left(days, cut[k], 0, end)
-
-        i7, i30, i60 = since(7), since(30), since(60)
-        i_window = since(7 * _WEEKS)
-        # prefix sums over the last 13 weeks: any window's total is one subtraction
-        window = rows[i_window:end]
-        events_upto = list(accumulate(map(_events, window), initial=0))
-        logins_upto = list(accumulate(map(len, map(_logins, window)), initial=0))
-
-        def total(upto: list[int], lower: int, upper: int) -> int:
-            return upto[upper - i_window] - upto[lower - i_window]
-
+        i30 = bisect_left(days, self.first_day_30, 0, end)
+        i60 = bisect_left(days, self.first_day_60, 0, i30)
+        i7 = bisect_left(days, self.week_starts[0], i30, end)
+        i14 = bisect_left(days, self.week_starts[1], i30, i7)
         last_30 = rows[i30:end]
+        # offsets of the last 7 and the 7 before them inside the last 30 days
+        o7, o14 = i7 - i30, i14 - i30
         actives_30 = list(map(_active, last_30))
-        users_30 = set().union(*actives_30)
-        users_7 = set().union(*actives_30[i7 - i30:])
-        weekly_events = [0] * _WEEKS
-        weekly_logins = [0] * _WEEKS
-        upper = end
-        for week in range(_WEEKS):
-            lower = since(7 * (week + 1))
-            weekly_events[week] = total(events_upto, lower, upper)
-            weekly_logins[week] = total(logins_upto, lower, upper)
-            upper = lower
-        events_30 = total(events_upto, i30, end)
-        events_prev_30 = total(events_upto, i60, i30)
-        logins_total_30 = total(logins_upto, i30, end)
+        logins_30 = list(map(_logins, last_30))
+        events_by_day = list(map(_events, last_30))
+        users_7 = set().union(*actives_30[o7:])
+        users_30 = users_7.union(*actives_30[:o7])
+        events_7 = sum(events_by_day[o7:])
+        events_30 = sum(events_by_day)
+        events_prev_30 = sum(map(_events, rows[i60:i30]))
         core_30 = sum(map(_core, last_30))
         value_30 = sum(map(_value, last_30))
-        features_30 = set().union(*map(_features, last_30))
         daily_active_sum = sum(map(len, actives_30))
-        login_days = len(last_30) - list(map(bool, map(_logins, last_30))).count(False)
+        logins_total_30 = sum(map(len, logins_30))
+        login_days = len(logins_30) - list(map(bool, logins_30)).count(False)
         start = account.contract_start
         i_start = bisect_left(days, start, 0, end) if start is not None else 0
         since_start = rows[i_start:end]
-        has_login = any(map(_logins, since_start))
-        has_core = any(map(_core, since_start))
-        has_value = any(map(_value, since_start))
         # counted while onboarding only: a union over years of rows would cost more than it tells
         onboarding = start is not None and (today - start).days <= _ONBOARDING_DAYS
-        users_since_start = set().union(*map(_active, since_start)) if onboarding else None
         data_start = facts.usage_since or start or (days[0] if end else None)
         # days of history that are known complete; comparisons need both windows inside it
-        known_days = None if data_start is None else today_ordinal - data_start.toordinal() + 1
-        logins_30 = logins_total_30
+        known_days = None if data_start is None else self.today_ordinal - data_start.toordinal() + 1
         mau = len(users_30)
         values["dau"] = daily_active_sum / 30.0
         values["wau"] = float(len(users_7))
         values["mau"] = float(mau)
         values["dau_mau_pct"] = _pct(daily_active_sum / 30.0, mau) if mau else 0.0
         values["login_days_30d"] = float(login_days)
-        values["logins_per_user_30d"] = logins_30 / mau if mau else 0.0
-        values["events_7d"] = float(weekly_events[0])
+        values["logins_per_user_30d"] = logins_total_30 / mau if mau else 0.0
+        values["events_7d"] = float(events_7)
         values["events_30d"] = float(events_30)
         values["events_per_user_30d"] = events_30 / mau if mau else 0.0
         values["core_actions_30d"] = float(core_30)
@@ -278,32 +258,56 @@ class SignalCalculator:
         values["value_events_30d"] = float(value_30)
         plan_features = account.plan_features or self.config.features_by_plan.get(account.plan_tier or "", ())
         if plan_features:
-            used = len(features_30.intersection(plan_features))
+            used = len(set().union(*map(_features, last_30)).intersection(plan_features))
             values["feature_adoption_pct"] = 100.0 * used / len(set(plan_features))
         else:
             values["feature_adoption_pct"] = None
         comparable = 0 if known_days is None else min(known_days // 7 - 1, _WEEKS - 1)
-        values["usage_wow_change_pct"] = (
-            _change_pct(weekly_events[0], weekly_events[1]) if comparable >= 1 else None
-        )
-        values["usage_trend_30d_pct"] = (
-            _change_pct(events_30, events_prev_30) if known_days is not None and known_days >= 60 else None
-        )
-        values["usage_decline_weeks"] = (
-            float(_consecutive_declines(weekly_events, comparable)) if comparable >= 1 else None
-        )
-        values["login_decline_weeks"] = (
-            float(_consecutive_declines(weekly_logins, comparable)) if comparable >= 1 else None
-        )
+        if comparable >= 1:
+            events_prev_7 = sum(events_by_day[o14:o7])
+            logins_7 = sum(map(len, logins_30[o7:]))
+            logins_prev_7 = sum(map(len, logins_30[o14:o7]))
+            values["usage_wow_change_pct"] = _change_pct(events_7, events_prev_7)
+            values["usage_trend_30d_pct"] = _change_pct(events_30, events_prev_30) if known_days >= 60 else None
+            values["usage_decline_weeks"] = float(
+                self._decline_streak(rows, days, i14, events_7, events_prev_7, comparable, _events_in))
+            values["login_decline_weeks"] = float(
+                self._decline_streak(rows, days, i14, logins_7, logins_prev_7, comparable, _logins_in))
+        else:
+            values["usage_wow_change_pct"] = None
+            values["usage_trend_30d_pct"] = (
+                _change_pct(events_30, events_prev_30) if known_days is not None and known_days >= 60 else None
+            )
+            values["usage_decline_weeks"] = None
+            values["login_decline_weeks"] = None
         seats = account.seats_purchased
         values["seat_utilisation_pct"] = _pct(mau, seats) if seats else None
         values["wau_seat_pct"] = _pct(len(users_7), seats) if seats else None
         capacity = account.plan_capacity
         values["capacity_use_pct"] = _pct(events_30, capacity) if capacity else None
-        values["has_logged_in"] = has_login
-        values["has_core_action"] = has_core
-        values["has_value_event"] = has_value
-        values["users_since_start"] = None if users_since_start is None else float(len(users_since_start))
+        values["has_logged_in"] = any(map(_logins, since_start))
+        values["has_core_action"] = any(map(_core, since_start))
+        values["has_value_event"] = any(map(_value, since_start))
+        values["users_since_start"] = float(len(set().union(*map(_active, since_start)))) if onboarding else None
+
+    def _decline_streak(self, rows, days: list, lower: int, newest: int, older: int, comparable: int,
+                        total: Callable[[Sequence], int]) -> int:
+        """Weeks in a row, newest first, each lower than the week before it, given the totals of this week
+        and last (`newest`, `older`; last week starts at row `lower`). Older weeks are summed on demand."""
+        if not newest < older:
+            return 0
+        count = 1
+        later = older
+        week_starts = self.week_starts
+        for week in range(2, comparable + 1):
+            upper = lower
+            lower = bisect_left(days, week_starts[week], 0, upper)
+            earlier = total(rows[lower:upper])
+            if not later < earlier:
+                break
+            count += 1
+            later = earlier
+        return count
 
     # ---------------------------------------------------------------------------------- support
 
@@ -317,12 +321,13 @@ class SignalCalculator:
         return True
 
     def _support(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
-        as_of = self.as_of
+        as_of, cut_7d, cut_30d, cut_90d = self.as_of, self.cut_7d, self.cut_30d, self.cut_90d
         t7 = t30 = t90 = open_count = severe_open = severe_30 = reopened = good = rated = 0
         oldest_open: datetime | None = None
-        topics: Counter[str] = Counter()
+        topics: dict[str, int] = {}
         competitors: set[str] = set()
         pattern = self.competitor_re
+        topics_of = self._topics
         for ticket in facts.tickets:
             created = ticket.created_at
             if created > as_of:
@@ -334,22 +339,24 @@ class SignalCalculator:
                     severe_open += 1
                 if oldest_open is None or created < oldest_open:
                     oldest_open = created
-            if created <= self.cut_90d:
+            if created <= cut_90d:
                 continue
             t90 += 1
-            if created > self.cut_30d:
+            if created > cut_30d:
                 t30 += 1
                 if severe:
                     severe_30 += 1
-                if created > self.cut_7d:
+                if created > cut_7d:
                     t7 += 1
             if ticket.reopens:
                 reopened += 1
-            if ticket.satisfaction is not None:
+            satisfaction = ticket.satisfaction
+            if satisfaction is not None:
                 rated += 1
-                if ticket.satisfaction == "good":
+                if satisfaction == "good":
                     good += 1
-            topics.update(self._topics(ticket))
+            for topic in topics_of(ticket):
+                topics[topic] = topics.get(topic, 0) + 1
             if pattern is not None:
                 for match in pattern.finditer(f"{ticket.subject}\n{ticket.description}"):
                     competitors.add(match.group(1).lower())
@@ -370,10 +377,13 @@ class SignalCalculator:
         )
 
     def _topics(self, ticket) -> Iterable[str]:
-        tags = {t.lower() for t in ticket.tags} - self.ignored_tags
-        if tags:
-            return tags
-        subject = re.sub(r"[^a-z ]+", " ", ticket.subject.lower())
+        if ticket.tags:
+            tags = {t.lower() for t in ticket.tags}
+            if self.ignored_tags:
+                tags -= self.ignored_tags
+            if tags:
+                return tags
+        subject = _NOT_TOPIC_TEXT.sub(" ", ticket.subject.lower())
         normalised = " ".join(subject.split())
         return (f"subject:{normalised}",) if normalised else ()
 

@@ -8,7 +8,8 @@ retried next cycle; it never blocks the rest of its batch or the batches after i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -53,6 +54,19 @@ def apply_plan(
     return report
 
 
+@contextmanager
+def _one_transaction(ledger: Ledger) -> Iterator[Ledger]:
+    """The ledger records of one batch, committed together when the ledger can (the store can: a commit per
+    record made the ledger, not the CRM, the slow half of a first run). All or none of a batch is recorded;
+    either way a restart is safe, since unrecorded writes are found in the CRM again."""
+    begin = getattr(ledger, "transaction", None)
+    if callable(begin):
+        with begin() as joined:
+            yield joined
+    else:
+        yield ledger
+
+
 def _batches(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), max(size, 1))]
 
@@ -63,16 +77,17 @@ def _apply_field_updates(plan, writer, ledger, report, now, run_id, after_batch)
         results = writer.update_accounts(batch)
         report.write_calls += 1
         confirmed: list[FieldUpdate] = []
-        for result in _in_request_order(batch, results, key=lambda u: u.account_id):
-            if result.status == "ok":
-                confirmed.append(by_account[result.key])
-            else:
-                report.fields_failed += 1
-                report.errors.append(f"account {result.key}: {result.error}")
-                ledger.record_field_failure(plan.crm, result.key, result.error or "failed", at=now, run_id=run_id)
-        if confirmed:
-            ledger.record_field_writes(plan.crm, confirmed, at=now, run_id=run_id)
-            report.fields_written += len(confirmed)
+        with _one_transaction(ledger) as tx:
+            for result in _in_request_order(batch, results, key=lambda u: u.account_id):
+                if result.status == "ok":
+                    confirmed.append(by_account[result.key])
+                else:
+                    report.fields_failed += 1
+                    report.errors.append(f"account {result.key}: {result.error}")
+                    tx.record_field_failure(plan.crm, result.key, result.error or "failed", at=now, run_id=run_id)
+            if confirmed:
+                tx.record_field_writes(plan.crm, confirmed, at=now, run_id=run_id)
+                report.fields_written += len(confirmed)
         if after_batch:
             after_batch("fields", number)
 
@@ -82,32 +97,34 @@ def _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch) -> None
         return
     existing = writer.find_tasks([t.dedupe_key for t in plan.tasks])
     to_create: list[TaskUpsert] = []
-    for task in plan.tasks:
-        found = existing.get(task.dedupe_key)
-        if found is None:
-            to_create.append(task)
-            continue
-        status = "completed" if found.completed else "open"
-        closed = found.completed_at if found.completed else None
-        ledger.record_task(plan.crm, task, crm_task_id=found.crm_task_id, status=status, at=now, run_id=run_id)
-        if found.completed:
-            ledger.record_task_state(plan.crm, task.dedupe_key, status="completed", closed_at=closed,
+    with _one_transaction(ledger) as tx:
+        for task in plan.tasks:
+            found = existing.get(task.dedupe_key)
+            if found is None:
+                to_create.append(task)
+                continue
+            status = "completed" if found.completed else "open"
+            closed = found.completed_at if found.completed else None
+            tx.record_task(plan.crm, task, crm_task_id=found.crm_task_id, status=status, at=now, run_id=run_id)
+            if found.completed:
+                tx.record_task_state(plan.crm, task.dedupe_key, status="completed", closed_at=closed,
                                      cooldown_until=(closed or now) + timedelta(days=task.cooldown_days))
-        report.tasks_adopted += 1
+            report.tasks_adopted += 1
     by_key = {t.dedupe_key: t for t in to_create}
     for number, batch in enumerate(_batches(to_create, writer.max_create_batch), start=1):
         results = writer.create_tasks(batch)
         report.write_calls += 1
-        for result in _in_request_order(batch, results, key=lambda t: t.dedupe_key):
-            task = by_key[result.key]
-            if result.status == "ok":
-                ledger.record_task(plan.crm, task, crm_task_id=result.crm_id, status="open", at=now, run_id=run_id)
-                report.tasks_created += 1
-            else:
-                ledger.record_task(plan.crm, task, crm_task_id=None, status="failed", at=now, run_id=run_id,
+        with _one_transaction(ledger) as tx:
+            for result in _in_request_order(batch, results, key=lambda t: t.dedupe_key):
+                task = by_key[result.key]
+                if result.status == "ok":
+                    tx.record_task(plan.crm, task, crm_task_id=result.crm_id, status="open", at=now, run_id=run_id)
+                    report.tasks_created += 1
+                else:
+                    tx.record_task(plan.crm, task, crm_task_id=None, status="failed", at=now, run_id=run_id,
                                    error=result.error)
-                report.tasks_failed += 1
-                report.errors.append(f"task {result.key}: {result.error}")
+                    report.tasks_failed += 1
+                    report.errors.append(f"task {result.key}: {result.error}")
         if after_batch:
             after_batch("tasks", number)
 

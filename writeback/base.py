@@ -131,7 +131,10 @@ class RuleTaskState:
 
 
 class Ledger(Protocol):
-    """What we wrote, as confirmed by the CRM. Implemented by `sync.store`."""
+    """What we wrote, as confirmed by the CRM. Implemented by `sync.store`.
+
+    Optional: `transaction()`, a context manager yielding a Ledger whose calls commit together; `apply` uses it,
+    when present, to record each batch in one commit."""
 
     def last_written(self, crm: str, account_ids: Sequence[str]) -> Mapping[str, Mapping[str, FieldValue]]: ...
 

@@ -41,6 +41,9 @@ LOGICAL_FIELDS = (
 )
 # Written only alongside a real change: otherwise every cycle would rewrite every account.
 PASSENGER_FIELDS = frozenset({"last_scored_at"})
+SHORT_TEXT_LIMIT = 255  # the length `setup` gives text fields
+# Written with every change of ours and by nobody else: tells a write of ours the ledger missed from a human edit.
+WRITE_MARKER = "last_scored_at"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +105,7 @@ def desired_fields(result: HealthResult, policy: WritebackPolicy, flags: Iterabl
         "renewal_stage": result.renewal_stage,
         "days_to_renewal": result.days_to_renewal,
         "segment": result.segment,
-        "top_risks": ", ".join(result.active_signals[:8]) or None,
+        "top_risks": _names_within(result.active_signals[:8], SHORT_TEXT_LIMIT) or None,
         "explanation": _truncate(result.explanation, policy.text_limit),
         "last_scored_at": result.as_of.isoformat(timespec="seconds"),
     }
@@ -123,13 +126,17 @@ def _plan_fields(inputs: PlanInputs, policy: WritebackPolicy):
         if intent.kind == "field_flag":
             flags_by_account.setdefault(intent.account_id, []).append(intent)
     passengers = {policy.crm_field(name) for name in PASSENGER_FIELDS} - {None}
+    marker = policy.crm_field(WRITE_MARKER)
     updates, adopted, conflicts = [], [], []
     for result in sorted(inputs.results, key=lambda r: r.account_id):
         account = result.account_id
         desired = desired_fields(result, policy, flags_by_account.get(account, ()))
         last = inputs.last_written.get(account, {})
         current = inputs.crm_current.get(account, {})
-        change, adopt, account_conflicts = _diff_account(account, desired, last, current, policy)
+        unrecorded = _unrecorded_write(last, current, desired, marker, inputs.as_of)
+        if unrecorded:  # the CRM holds a write of ours the ledger missed (a crash): those values are ours
+            last = {**last, **{name: current[name] for name in unrecorded}}
+        change, adopt, account_conflicts = _diff_account(account, desired, last, current, policy, unrecorded)
         conflicts.extend(account_conflicts)
         if any(name not in passengers for name in change):
             for name in passengers:
@@ -137,12 +144,36 @@ def _plan_fields(inputs: PlanInputs, policy: WritebackPolicy):
                     change[name] = desired[name]
             updates.append(FieldUpdate(account, dict(sorted(change.items())),
                                        {k: last.get(k) for k in sorted(change)}))
+        elif marker in unrecorded:
+            adopt[marker] = current[marker]  # nothing else to write: the CRM's marker is the one we wrote last
         if adopt:
             adopted.append(FieldUpdate(account, dict(sorted(adopt.items()))))
     return updates, adopted, conflicts
 
 
-def _diff_account(account, desired, last, current, policy):
+def _unrecorded_write(last, current, desired, marker, as_of: datetime) -> frozenset[str]:
+    """The owned fields a confirmed-but-unrecorded write of ours left in the CRM (empty when there was none).
+
+    Every write of ours carries the marker (`last_scored_at`, a passenger of every change), and nobody else
+    has a reason to set it: a CRM marker later than the one in the ledger, and not after this cycle, proves a
+    write of ours landed after the ledger's last record (a crash between the CRM's answer and the ledger
+    commit). The account's differing values came with it, so they are ours, not a human's: no conflict.
+    A human who edits the marker itself as well as another owned field defeats this; that is the trade-off.
+    """
+    if not marker or marker not in desired:
+        return frozenset()
+    ours, theirs = _instant(last.get(marker)), _instant(current.get(marker))
+    if ours is None or theirs is None or not ours < theirs <= as_of:
+        return frozenset()
+    return frozenset(name for name in desired if name in current and not same_value(last.get(name), current[name]))
+
+
+def _instant(value: FieldValue) -> datetime | None:
+    text = _datetime_text(str(value)) if value not in (None, "") else None
+    return datetime.fromisoformat(text) if text else None
+
+
+def _diff_account(account, desired, last, current, policy, unrecorded=frozenset()):
     change: dict[str, FieldValue] = {}
     adopt: dict[str, FieldValue] = {}
     conflicts: list[Conflict] = []
@@ -160,6 +191,8 @@ def _diff_account(account, desired, last, current, policy):
                 change[name] = want
             continue
         if ours is not _MISSING and same_value(ours, want):
+            if name in unrecorded:
+                adopt[name] = want  # ours, already in the CRM; only the ledger needs to learn it
             continue
         if ours is _MISSING and theirs is not _MISSING and same_value(theirs, want):
             adopt[name] = want  # already in the CRM (e.g. written just before a crash): record, don't rewrite
@@ -216,6 +249,17 @@ def _number_text(number: float) -> str:
 def _components_text(result: HealthResult) -> str:
     parts = [f"{c.name} {round(c.score)}" for c in result.components if c.score is not None]
     return " · ".join(parts)
+
+
+def _names_within(names: Sequence[str], limit: int) -> str:
+    """As many whole names as fit a short text field (setup makes them 255 long; Salesforce refuses longer)."""
+    text = ""
+    for name in names:
+        joined = f"{text}, {name}" if text else name
+        if len(joined) > limit:
+            break
+        text = joined
+    return text
 
 
 def _truncate(text: str, limit: int) -> str:
