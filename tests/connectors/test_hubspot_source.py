@@ -15,46 +15,25 @@ from connectors.hubspot import HubSpotClient, HubSpotSource
 from connectors.pacing import PacerRegistry
 from connectors.records import ActivityKind, Direction, MeetingOutcome, OpportunityKind, TaskStatus
 
-try:  # rootdir-relative import when tests/ is a package, plain import otherwise (pytest's default)
-    from .hs_conn_fixtures import (
-        ACCOUNTS,
-        AS_OF,
-        FIELD_MAP,
-        FakeStore,
-        activity_id,
-        calls_delta,
-        company_id,
-        contact_id,
-        deal_id,
-        fast_retry,
-        hubspot_sandbox,
-        make_client,
-        make_source,
-        oauth_auth,
-        private_app_auth,
-        settings_for,
-        small_portfolio,
-    )
-except ImportError:
-    from hs_conn_fixtures import (
-        ACCOUNTS,
-        AS_OF,
-        FIELD_MAP,
-        FakeStore,
-        activity_id,
-        calls_delta,
-        company_id,
-        contact_id,
-        deal_id,
-        fast_retry,
-        hubspot_sandbox,
-        make_client,
-        make_source,
-        oauth_auth,
-        private_app_auth,
-        settings_for,
-        small_portfolio,
-    )
+from .hs_conn_fixtures import (
+    ACCOUNTS,
+    AS_OF,
+    FIELD_MAP,
+    FakeStore,
+    activity_id,
+    calls_delta,
+    company_id,
+    contact_id,
+    deal_id,
+    fast_retry,
+    hubspot_sandbox,
+    make_client,
+    make_source,
+    oauth_auth,
+    private_app_auth,
+    settings_for,
+    small_portfolio,
+)
 
 KEYED = ("accounts", "contacts", "opportunities", "activities")
 LIVE = ACCOUNTS - 1  # companies; the archived company's contacts, deals and activities stay (unassociated)

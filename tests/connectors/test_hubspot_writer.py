@@ -12,24 +12,14 @@ from connectors.hubspot import HubSpotWriter
 from connectors.pacing import PacerRegistry
 from connectors.writes import FieldSpec
 
-try:  # rootdir-relative import when tests/ is a package, plain import otherwise (pytest's default)
-    from .hs_conn_fixtures import (
-        company_id,
-        hubspot_sandbox,
-        make_client,
-        make_writer,
-        private_app_auth,
-        settings_for,
-    )
-except ImportError:
-    from hs_conn_fixtures import (
-        company_id,
-        hubspot_sandbox,
-        make_client,
-        make_writer,
-        private_app_auth,
-        settings_for,
-    )
+from .hs_conn_fixtures import (
+    company_id,
+    hubspot_sandbox,
+    make_client,
+    make_writer,
+    private_app_auth,
+    settings_for,
+)
 
 ACCOUNT_SPECS = [
     FieldSpec("account", "healthsync_score", "Health Score", "number", "0-100"),

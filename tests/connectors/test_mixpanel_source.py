@@ -19,10 +19,7 @@ from connectors.pacing import PacerRegistry
 from connectors.records import UsageKeyKind
 from sandbox.credentials import DEMO
 
-try:  # works whether or not tests/connectors is a package
-    from . import zm_conn_fixtures as fx
-except ImportError:
-    import zm_conn_fixtures as fx
+from . import zm_conn_fixtures as fx
 
 RULES = UsageRules(
     login_event="login",

@@ -33,10 +33,7 @@ from connectors.records import ActivityKind, Direction, MeetingOutcome, Opportun
 from connectors.salesforce import SalesforceConnection, SalesforceSource
 from connectors.salesforce.client import LocatorExpiredError, _translate, build_http
 
-try:
-    from . import sf_conn_fixtures as fx
-except ImportError:  # rootdir-relative import mode
-    import sf_conn_fixtures as fx
+from . import sf_conn_fixtures as fx
 
 server, emu = fx.server, fx.emu  # the emulator fixtures, shared with the other Salesforce test module
 Store = fx.Store

@@ -14,10 +14,7 @@ from connectors.records import TaskStatus
 from connectors.salesforce.client import SalesforceHttp
 from connectors.writes import FieldSpec
 
-try:
-    from . import sf_conn_fixtures as fx
-except ImportError:  # rootdir-relative import mode
-    import sf_conn_fixtures as fx
+from . import sf_conn_fixtures as fx
 
 server, emu = fx.server, fx.emu  # the emulator fixtures, shared with the other Salesforce test module
 Store = fx.Store

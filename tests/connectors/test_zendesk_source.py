@@ -18,10 +18,7 @@ from connectors.pacing import PacerRegistry
 from connectors.records import TicketRecord, TicketStatus
 from connectors.zendesk import ZendeskSource
 
-try:  # works whether or not tests/connectors is a package
-    from . import zm_conn_fixtures as fx
-except ImportError:
-    import zm_conn_fixtures as fx
+from . import zm_conn_fixtures as fx
 
 EXPORT = "zendesk ticket_export"
 ORG_EXPORT, USER_EXPORT = "zendesk organization_export", "zendesk user_export"

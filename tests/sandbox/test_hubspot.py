@@ -34,10 +34,7 @@ from sandbox.credentials import DEMO
 from sandbox.hubspot import HubSpotEmulator
 from sandbox.hubspot.schema import parse_datetime_ms
 
-try:  # rootdir-relative import when tests/ is a package, plain import otherwise (pytest's default)
-    from .hs_fixtures import AS_OF, company_id, small_portfolio
-except ImportError:
-    from hs_fixtures import AS_OF, company_id, small_portfolio
+from .hs_fixtures import AS_OF, company_id, small_portfolio
 
 NO_RETRY = urllib3.util.Retry(total=0, respect_retry_after_header=False, raise_on_status=False)
 LIVE_COMPANIES = 24  # small_portfolio(25) deletes its last account

@@ -22,10 +22,7 @@ from sandbox.core import SandboxClock, SandboxServer
 from sandbox.credentials import DEMO
 from sandbox.mixpanel import MixpanelEmulator, WhereError, compile_where
 
-try:  # works whether or not tests/sandbox is a package
-    from . import zm_fixtures as fx
-except ImportError:
-    import zm_fixtures as fx
+from . import zm_fixtures as fx
 
 CREDS = DEMO.mixpanel
 PROFILE_COUNT = len(fx.ACCOUNT_SPECS) * fx.PROFILES_PER_ACCOUNT + 1

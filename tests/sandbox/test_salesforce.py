@@ -28,10 +28,7 @@ from sandbox.core import SandboxClock, SandboxServer
 from sandbox.credentials import DEMO
 from sandbox.salesforce import SalesforceEmulator
 
-try:
-    from . import sf_fixtures as fx
-except ImportError:  # run without package context (rootdir-relative import mode)
-    import sf_fixtures as fx
+from . import sf_fixtures as fx
 
 CREDS = DEMO.salesforce
 SMALL_PAGES = {"Sforce-Query-Options": "batchSize=200"}

@@ -20,10 +20,7 @@ from sandbox.core import SandboxClock, SandboxServer
 from sandbox.credentials import DEMO
 from sandbox.zendesk import ZendeskEmulator, decode_cursor, encode_cursor
 
-try:  # works whether or not tests/sandbox is a package
-    from . import zm_fixtures as fx
-except ImportError:
-    import zm_fixtures as fx
+from . import zm_fixtures as fx
 
 AS_OF, DELETED_TICKETS, TICKET_COUNT = fx.AS_OF, fx.DELETED_TICKETS, fx.TICKET_COUNT
 UNMATCHED_EXTERNAL_ID, UNMATCHED_ORG_ID = fx.UNMATCHED_EXTERNAL_ID, fx.UNMATCHED_ORG_ID
