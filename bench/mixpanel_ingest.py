@@ -12,17 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from connectors.mixpanel.aggregate import DailyUsageAggregator, UsageRules  # noqa: E402
+from healthsync.connectors.mixpanel.aggregate import DailyUsageAggregator, UsageRules
 
 LAST_DAY = date(2025, 6, 1)
 WINDOW_DAYS = 7

@@ -10,23 +10,20 @@ from __future__ import annotations
 import argparse
 import math
 import resource
-import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import yaml
 
-import yaml  # noqa: E402
-
-from config.loader import load_config  # noqa: E402
-from connectors.pacing import PacerRegistry  # noqa: E402
-from sandbox.app import build_sandbox  # noqa: E402
-from sync.commands.demo import demo_config  # noqa: E402
-from sync.pull import pull_source  # noqa: E402
-from sync.runtime import build_sources  # noqa: E402
-from sync.store import Store  # noqa: E402
+from healthsync.config.loader import load_config
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.sandbox.app import build_sandbox
+from healthsync.sync.commands.demo import demo_config
+from healthsync.sync.pull import pull_source
+from healthsync.sync.runtime import build_sources
+from healthsync.sync.store import Store
 
 
 def peak_rss_mb() -> float:

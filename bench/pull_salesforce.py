@@ -7,12 +7,8 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 AS_OF = datetime(2025, 6, 2, 10, tzinfo=UTC)
 STREAMS = {"accounts": ("Account",), "contacts": ("Contact",), "opportunities": ("Opportunity",),
@@ -21,8 +17,8 @@ API_ENDPOINTS = ("query", "query_all", "query_more", "bulk_create", "bulk_job", 
 
 
 def _settings(server):
-    from config.settings import Settings
-    from sandbox.credentials import DEMO
+    from healthsync.config.settings import Settings
+    from healthsync.sandbox.credentials import DEMO
 
     creds = DEMO.salesforce
     return Settings.model_validate({
@@ -59,11 +55,11 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
-    from connectors.pacing import PacerRegistry
-    from connectors.salesforce import SalesforceConnection, SalesforceSource
-    from sandbox.core import SandboxClock, SandboxServer
-    from sandbox.portfolio import generate_portfolio
-    from sandbox.salesforce import SalesforceEmulator
+    from healthsync.connectors.pacing import PacerRegistry
+    from healthsync.connectors.salesforce import SalesforceConnection, SalesforceSource
+    from healthsync.sandbox.core import SandboxClock, SandboxServer
+    from healthsync.sandbox.portfolio import generate_portfolio
+    from healthsync.sandbox.salesforce import SalesforceEmulator
 
     portfolio = generate_portfolio(7, args.accounts, AS_OF)
     with SandboxServer([SalesforceEmulator], clock=SandboxClock(AS_OF)) as server:

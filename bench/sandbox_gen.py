@@ -8,9 +8,6 @@ import multiprocessing
 import sys
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 AS_OF = datetime(2025, 6, 2, 10, tzinfo=UTC)
 
@@ -22,7 +19,7 @@ def _peak_rss_mb() -> float:
 
 
 def _generate(size: int, queue: multiprocessing.Queue) -> None:
-    from sandbox.portfolio import generate_portfolio
+    from healthsync.sandbox.portfolio import generate_portfolio
 
     started, cpu = time.perf_counter(), time.process_time()
     portfolio = generate_portfolio(7, size, AS_OF)
@@ -33,7 +30,7 @@ def _generate(size: int, queue: multiprocessing.Queue) -> None:
 
 
 def _events(size: int, days: int, queue: multiprocessing.Queue) -> None:
-    from sandbox.portfolio import generate_portfolio
+    from healthsync.sandbox.portfolio import generate_portfolio
 
     portfolio = generate_portfolio(7, size, AS_OF)
     started = time.perf_counter()

@@ -12,21 +12,18 @@ import argparse
 import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES, VALUE_EVENTS  # noqa: E402
-from sandbox.naming import COMPETITORS  # noqa: E402
-from sandbox.portfolio import generate_portfolio  # noqa: E402
-from sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS  # noqa: E402
-from scoring import base as sb  # noqa: E402
-from scoring.model import load_model  # noqa: E402
-from scoring.playbook import load_playbook  # noqa: E402
-from scoring.portfolio import backfill_history, score_portfolio  # noqa: E402
+from healthsync.config.catalog import resolve_preset_path
+from healthsync.sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES, VALUE_EVENTS
+from healthsync.sandbox.naming import COMPETITORS
+from healthsync.sandbox.portfolio import generate_portfolio
+from healthsync.sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS
+from healthsync.scoring import base as sb
+from healthsync.scoring.model import load_model
+from healthsync.scoring.playbook import load_playbook
+from healthsync.scoring.portfolio import backfill_history, score_portfolio
 
 _PAYMENT = {"current": "current", "overdue": "late", "failed": "failed"}
 
@@ -106,12 +103,12 @@ def main_for(seed: int, size: int, model: str = "default", quiet: bool = False) 
     """Score the book and return one line per planted account that disagrees with the manifest."""
     as_of = datetime(2025, 6, 4, 10, tzinfo=UTC)
     portfolio = generate_portfolio(seed, size, as_of)
-    data = yaml.safe_load((ROOT / "config" / "presets" / f"{model}.yaml").read_text())
+    data = yaml.safe_load(resolve_preset_path(model).read_text())
     data.setdefault("signals", {}).update({
         "competitor_words": list(COMPETITORS), "features_by_plan": {k: list(v) for k, v in PLAN_FEATURES.items()},
         "core_action_events": list(CORE_ACTION_EVENTS), "value_events": list(VALUE_EVENTS)})
     health = load_model(data)
-    playbook = load_playbook(yaml.safe_load((ROOT / "config" / "presets" / "playbook-default.yaml").read_text()))
+    playbook = load_playbook(yaml.safe_load(resolve_preset_path("default", "playbook").read_text()))
     facts = to_facts(portfolio)
     history = backfill_history(facts, health, as_of)
     scored = {s.result.account_id: s for s in score_portfolio(facts, health, playbook, history, as_of)}

@@ -13,17 +13,13 @@ import gc
 import hashlib
 import random
 import resource
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from scoring import (  # noqa: E402
+from healthsync.config.catalog import resolve_preset_path
+from healthsync.scoring import (
     Account,
     AccountFacts,
     Activity,
@@ -37,8 +33,8 @@ from scoring import (  # noqa: E402
     load_playbook,
     score_portfolio,
 )
-from scoring.portfolio import portfolio_populations, portfolio_signals  # noqa: E402
-from sync.score_parallel import available_cores, score_portfolio_parallel  # noqa: E402
+from healthsync.scoring.portfolio import portfolio_populations, portfolio_signals
+from healthsync.sync.score_parallel import available_cores, score_portfolio_parallel
 
 AS_OF = datetime(2025, 6, 2, 6, 0, tzinfo=UTC)
 USAGE_DAYS = 63  # nine weeks: enough for week-over-week, 30-vs-30-day trend and decline streaks
@@ -176,9 +172,8 @@ def main() -> int:
     parser.add_argument("--skip-serial", action="store_true", help="time only the parallel path")
     args = parser.parse_args()
 
-    presets = ROOT / "config" / "presets"
-    model_text = (presets / f"{args.preset}.yaml").read_text()
-    playbook_text = (presets / "playbook-default.yaml").read_text()
+    model_text = resolve_preset_path(args.preset).read_text()
+    playbook_text = resolve_preset_path("default", "playbook").read_text()
     model = load_model(yaml.safe_load(model_text))
     playbook = load_playbook(yaml.safe_load(playbook_text))
     rng = random.Random(args.seed)

@@ -22,9 +22,6 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 WRITE_ENDPOINTS = {
     "salesforce": ("collections", "record", "upsert"),
@@ -102,9 +99,9 @@ def _cycle_row(env, timer: CallTimer, crm: str, case: str) -> tuple[Row, object]
 
 def _writeback_alone_row(env, timer: CallTimer, crm: str, case: str, scored) -> Row:
     """Plan `scored` against the real ledger and the CRM values pulled last, and apply it through the real writer."""
-    from sync.gather import gather_facts
-    from sync.pipeline import plan_writeback
-    from writeback.apply import apply_plan
+    from healthsync.sync.gather import gather_facts
+    from healthsync.sync.pipeline import plan_writeback
+    from healthsync.writeback.apply import apply_plan
 
     as_of = env.server.clock.now()
     plan = plan_writeback(env.ctx, scored, gather_facts(env.store, env.ctx, {crm}, as_of), as_of)

@@ -1,5 +1,5 @@
 """Configuration: typed settings, the YAML loader with `${ENV}` secrets, and the shipped presets."""
 
-from config.catalog import presets_dir, resolve_preset_path
+from healthsync.config.catalog import presets_dir, resolve_preset_path
 
 __all__ = ["presets_dir", "resolve_preset_path"]

@@ -14,11 +14,11 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from config.catalog import available_presets, presets_dir, resolve_preset_path
-from config.envrefs import EnvValue, KeyPath, interpolate
-from config.secrets import register_model_secrets
-from config.settings import Settings
-from connectors.base import ConfigError
+from healthsync.config.catalog import available_presets, presets_dir, resolve_preset_path
+from healthsync.config.envrefs import EnvValue, KeyPath, interpolate
+from healthsync.config.secrets import register_model_secrets
+from healthsync.config.settings import Settings
+from healthsync.errors import ConfigError
 
 __all__ = [
     "ENV_CONFIG_PATH",

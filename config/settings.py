@@ -11,9 +11,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from config import catalog
-from config.secrets import register_secret
-from config.validators import (
+from healthsync.config import catalog
+from healthsync.config.secrets import register_secret
+from healthsync.config.validators import (
     Cron,
     Email,
     HttpUrl,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from connectors.base import FatalError
+from healthsync.errors import FatalError
 
 STATE_VERSION = 1
 """Version written by this code. Bump it and add a `_MIGRATIONS` entry when the JSON shape changes."""

@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from connectors.base import QuotaExhaustedError, header_value, parse_retry_after
+from healthsync.connectors.base import header_value, parse_retry_after
+from healthsync.errors import QuotaExhaustedError
 
 # Scopes: a limit with a scope applies only to calls that name it in `acquire(scope)`.
 SEARCH = "search"  # HubSpot CRM search, ~5 requests/s on top of the burst limit

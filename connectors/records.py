@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
 from typing import Any, Self
 
-from connectors.base import SkippableRecordError
+from healthsync.errors import SkippableRecordError
 
 ExtraValue = str | int | float | bool | None | tuple[str | int | float | bool | None, ...]
 """What a field-map extra may hold: a JSON scalar or a tuple of them (multi-select picklists)."""

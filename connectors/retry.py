@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import tenacity
 
-from connectors.base import RetryableError
+from healthsync.errors import RetryableError
 
 _log = logging.getLogger("healthsync.connectors.retry")
 

@@ -7,17 +7,17 @@ import importlib
 import logging
 from datetime import UTC, datetime
 
-from sandbox.core import SandboxClock, SandboxServer
-from sandbox.credentials import DEMO
-from sandbox.portfolio import MIN_SIZE, generate_portfolio
+from healthsync.sandbox.core import SandboxClock, SandboxServer
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.portfolio import MIN_SIZE, generate_portfolio
 
 CRMS = ("salesforce", "hubspot")
 # (module, class) of each emulator, in routing order; imported lazily so one broken module is reported.
 EMULATORS = (
-    ("salesforce", "sandbox.salesforce", "SalesforceEmulator"),
-    ("hubspot", "sandbox.hubspot", "HubSpotEmulator"),
-    ("zendesk", "sandbox.zendesk", "ZendeskEmulator"),
-    ("mixpanel", "sandbox.mixpanel", "MixpanelEmulator"),
+    ("salesforce", "healthsync.sandbox.salesforce", "SalesforceEmulator"),
+    ("hubspot", "healthsync.sandbox.hubspot", "HubSpotEmulator"),
+    ("zendesk", "healthsync.sandbox.zendesk", "ZendeskEmulator"),
+    ("mixpanel", "healthsync.sandbox.mixpanel", "MixpanelEmulator"),
 )
 log = logging.getLogger(__name__)
 

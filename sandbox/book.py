@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from sandbox.events import UsagePlan
-from sandbox.model import (
+from healthsync.sandbox.events import UsagePlan
+from healthsync.sandbox.model import (
     Account,
     Activity,
     Contact,

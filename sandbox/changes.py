@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sandbox.model import Account, Portfolio
-from sandbox.naming import COMPETITORS, stable_int
-from sandbox.scenarios import PLANTED
+from healthsync.sandbox.model import Account, Portfolio
+from healthsync.sandbox.naming import COMPETITORS, stable_int
+from healthsync.sandbox.scenarios import PLANTED
 
 WEEK_DAYS = 7
 

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sandbox.behaviour import CORE_ACTION_EVENTS, Behaviour
-from sandbox.naming import stable_int
+from healthsync.sandbox.behaviour import CORE_ACTION_EVENTS, Behaviour
+from healthsync.sandbox.naming import stable_int
 
 # Monday .. Sunday: B2B products are quiet at weekends.
 WEEKDAY_FACTOR = (1.0, 1.0, 1.0, 0.95, 0.8, 0.12, 0.08)

@@ -31,9 +31,9 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import Emulator, SlidingWindowLimit, json_response
-from sandbox.credentials import DEMO
-from sandbox.model import Account, Portfolio
+from healthsync.sandbox.core import Emulator, SlidingWindowLimit, json_response
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.model import Account, Portfolio
 
 GROUP_KEY = "account_id"  # the event property / group key that names the account
 DATA_GROUP_ID = "1"  # engage's id for the `account_id` group

@@ -13,11 +13,18 @@ import math
 import random
 from datetime import UTC, date, datetime, timedelta
 
-from sandbox.behaviour import SEGMENT_BLOCK, SEGMENTS, TIERS, Behaviour, book_behaviour, pick_archetype
-from sandbox.book import Book, at
-from sandbox.events import EventSource, UsagePlan
-from sandbox.model import Account, MixpanelProfile, Owner, Portfolio
-from sandbox.naming import (
+from healthsync.sandbox.behaviour import (
+    SEGMENT_BLOCK,
+    SEGMENTS,
+    TIERS,
+    Behaviour,
+    book_behaviour,
+    pick_archetype,
+)
+from healthsync.sandbox.book import Book, at
+from healthsync.sandbox.events import EventSource, UsagePlan
+from healthsync.sandbox.model import Account, MixpanelProfile, Owner, Portfolio
+from healthsync.sandbox.naming import (
     FREE_MAIL_DOMAINS,
     INDUSTRIES,
     VENDOR_DOMAIN,
@@ -29,9 +36,9 @@ from sandbox.naming import (
     sf_id,
     stable_int,
 )
-from sandbox.portfolio_crm import add_activities, add_contacts, add_opportunities
-from sandbox.portfolio_support import add_account_support, add_support_agents, add_unmatched_orgs
-from sandbox.scenarios import PLANTED, scenario_manifest, scenario_maps
+from healthsync.sandbox.portfolio_crm import add_activities, add_contacts, add_opportunities
+from healthsync.sandbox.portfolio_support import add_account_support, add_support_agents, add_unmatched_orgs
+from healthsync.sandbox.scenarios import PLANTED, scenario_manifest, scenario_maps
 
 __all__ = ["generate_portfolio", "scenario_manifest", "MIN_SIZE", "WELL_KNOWN_OWNERS"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 from datetime import date, datetime, timedelta
 
-from sandbox.behaviour import SEGMENTS, Behaviour
-from sandbox.book import Book, at
-from sandbox.model import Account, Activity, Contact, Opportunity
-from sandbox.naming import TITLES, email_local, hs_id, person, sf_id
+from healthsync.sandbox.behaviour import SEGMENTS, Behaviour
+from healthsync.sandbox.book import Book, at
+from healthsync.sandbox.model import Account, Activity, Contact, Opportunity
+from healthsync.sandbox.naming import TITLES, email_local, hs_id, person, sf_id
 
 ACTIVITY_WINDOW_DAYS = 120
 _MEETING_SUBJECTS = ("Weekly sync", "Success plan review", "Adoption workshop", "Roadmap preview",

@@ -8,10 +8,10 @@ import math
 import random
 from datetime import datetime, timedelta
 
-from sandbox.behaviour import SEGMENTS, TICKET_FACTOR, Behaviour, PlannedTicket
-from sandbox.book import Book
-from sandbox.model import Account, Contact, SatisfactionRating, Ticket, ZendeskOrg, ZendeskUser
-from sandbox.naming import COMPETITORS, FREE_MAIL_DOMAINS, VENDOR_DOMAIN, person
+from healthsync.sandbox.behaviour import SEGMENTS, TICKET_FACTOR, Behaviour, PlannedTicket
+from healthsync.sandbox.book import Book
+from healthsync.sandbox.model import Account, Contact, SatisfactionRating, Ticket, ZendeskOrg, ZendeskUser
+from healthsync.sandbox.naming import COMPETITORS, FREE_MAIL_DOMAINS, VENDOR_DOMAIN, person
 
 TICKET_HISTORY_DAYS = 180
 ORG_ID_BASE = 360_000_000_000

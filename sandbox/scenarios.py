@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandbox.behaviour import Behaviour, PlannedTicket
+from healthsync.sandbox.behaviour import Behaviour, PlannedTicket
 
 RULE_IDS = (
     "below_threshold", "outreach_24h", "sharp_drop", "sharp_drop_manager", "slow_decline",

@@ -33,9 +33,9 @@ from urllib.parse import urlencode
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import Emulator, SlidingWindowLimit, json_response
-from sandbox.credentials import DEMO
-from sandbox.model import Portfolio
+from healthsync.sandbox.core import Emulator, SlidingWindowLimit, json_response
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.model import Portfolio
 
 EXPORT_DELAY_SECONDS = 60  # the export never shows what changed in the last minute
 EXPORT_MAX_PAGE = 1000

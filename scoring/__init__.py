@@ -1,6 +1,6 @@
 """Pure scoring: raw account facts -> signals -> health result, renewal stage, segment, playbook intents."""
 
-from scoring.base import (
+from healthsync.scoring.base import (
     Account,
     AccountFacts,
     Activity,
@@ -20,9 +20,9 @@ from scoring.base import (
     Ticket,
     UsageDay,
 )
-from scoring.model import HealthModel, load_model
-from scoring.playbook import Playbook, load_playbook
-from scoring.portfolio import backfill_history, score_portfolio
+from healthsync.scoring.model import HealthModel, load_model
+from healthsync.scoring.playbook import Playbook, load_playbook
+from healthsync.scoring.portfolio import backfill_history, score_portfolio
 
 __all__ = [
     "Account", "AccountFacts", "Activity", "ComponentScore", "Contact", "HealthModel", "HealthResult",

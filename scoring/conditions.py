@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from scoring.base import ContextValue, HistoryFacts
+from healthsync.scoring.base import ContextValue, HistoryFacts
 
 Problems = list[tuple[str, str]]
 

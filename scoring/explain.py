@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from operator import itemgetter
 
-from scoring.base import HistoryFacts, PastResult
-from scoring.conditions import format_value
-from scoring.model import ScoreCore
+from healthsync.scoring.base import HistoryFacts, PastResult
+from healthsync.scoring.conditions import format_value
+from healthsync.scoring.model import ScoreCore
 
 LIMIT = 1000
 _TOP_DRAGS = 3

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from itertools import islice
 from operator import attrgetter
 
-from scoring.base import HistoryFacts, PastResult
+from healthsync.scoring.base import HistoryFacts, PastResult
 
 # a past score stands in for "N days ago" if it is no older than N days plus this slack
 _SLACK_7D = timedelta(days=3)

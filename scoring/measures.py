@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from itertools import pairwise
 from typing import Any
 
-from scoring.conditions import Problems, format_value
+from healthsync.scoring.conditions import Problems, format_value
 
 MEASURE_TYPES = ("thresholds", "percentile", "linear", "inverse")
 _STEP_TESTS: Mapping[str, Callable[[float, float], bool]] = {

@@ -19,17 +19,17 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
-from scoring.base import ModelError, Signals, SignalValue
-from scoring.conditions import Compare, Problems, compile_condition
-from scoring.measures import Measure, build_measure
-from scoring.renewal import (
+from healthsync.scoring.base import ModelError, Signals, SignalValue
+from healthsync.scoring.conditions import Compare, Problems, compile_condition
+from healthsync.scoring.measures import Measure, build_measure
+from healthsync.scoring.renewal import (
     DEFAULT_SEGMENTS,
     RenewalWindows,
     SegmentRule,
     load_segments,
     load_windows,
 )
-from scoring.signals import BOOLEAN_SIGNALS, SIGNALS, SignalConfig
+from healthsync.scoring.signals import BOOLEAN_SIGNALS, SIGNALS, SignalConfig
 
 SIGNAL_KINDS: Mapping[str, str] = {n: ("bool" if n in BOOLEAN_SIGNALS else "number") for n in SIGNALS}
 POLICIES = ("reweight", "default", "ignore")

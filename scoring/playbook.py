@@ -12,9 +12,17 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from scoring.base import Account, ContextValue, HistoryFacts, Intent, ModelError, OwnerSpec, SignalValue
-from scoring.conditions import CONTEXT_KINDS, Condition, Problems, compile_condition, format_value
-from scoring.model import SIGNAL_KINDS
+from healthsync.scoring.base import (
+    Account,
+    ContextValue,
+    HistoryFacts,
+    Intent,
+    ModelError,
+    OwnerSpec,
+    SignalValue,
+)
+from healthsync.scoring.conditions import CONTEXT_KINDS, Condition, Problems, compile_condition, format_value
+from healthsync.scoring.model import SIGNAL_KINDS
 
 KINDS = ("task", "escalation", "field_flag")
 PRIORITIES = ("low", "normal", "high", "urgent")

@@ -8,13 +8,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-from scoring.base import AccountFacts, HealthResult, PastResult, ScoredAccount, Signals
-from scoring.explain import explain
-from scoring.history import HistoryClock, ScoreHistory
-from scoring.model import HealthModel, Populations
-from scoring.playbook import Playbook, RuleContext
-from scoring.renewal import renewal_stage, segment_for
-from scoring.signals import SignalCalculator
+from healthsync.scoring.base import AccountFacts, HealthResult, PastResult, ScoredAccount, Signals
+from healthsync.scoring.explain import explain
+from healthsync.scoring.history import HistoryClock, ScoreHistory
+from healthsync.scoring.model import HealthModel, Populations
+from healthsync.scoring.playbook import Playbook, RuleContext
+from healthsync.scoring.renewal import renewal_stage, segment_for
+from healthsync.scoring.signals import SignalCalculator
 
 _NO_HISTORY: tuple[PastResult, ...] = ()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from scoring.conditions import Problems
+from healthsync.scoring.conditions import Problems
 
 STAGES = ("engage", "propose", "negotiate", "escalate", "renewed", "lapsed")
 _WINDOW_ORDER = ("engage", "propose", "negotiate", "escalate")

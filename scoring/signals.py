@@ -17,7 +17,7 @@ from itertools import islice
 from operator import attrgetter
 from types import MappingProxyType
 
-from scoring.base import AccountFacts, Signals, SignalValue
+from healthsync.scoring.base import AccountFacts, Signals, SignalValue
 
 # name -> (dimension, description). Models and playbooks may only reference these (plus rule context).
 SIGNALS: Mapping[str, tuple[str, str]] = MappingProxyType(

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from connectors.base import ConfigError, HealthsyncError
+from healthsync.errors import ConfigError, HealthsyncError
 
 # Exit codes are part of the contract: scripts and systemd read them.
 EXIT_OK = 0
@@ -35,14 +35,14 @@ def _root(
     log_format: str = typer.Option("auto", "--log-format", help="auto (console on a TTY, JSON otherwise), json or console."),
 ) -> None:
     """healthsync: every score says why, nothing is written twice."""
-    from sync.logs import configure_logging
+    from healthsync.sync.logs import configure_logging
 
     configure_logging(level=log_level, fmt=log_format)
 
 
 def _register_commands() -> None:
     for name in COMMAND_MODULES:
-        module_name = f"sync.commands.{name}"
+        module_name = f"healthsync.sync.commands.{name}"
         if importlib.util.find_spec(module_name) is None:
             continue
         importlib.import_module(module_name).register(app)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     out of the command untouched and are mapped here.
     """
     try:
-        app(args=argv, standalone_mode=True)
+        app(args=argv, prog_name="healthsync", standalone_mode=True)
     except SystemExit as exc:
         return _exit_code(exc.code)
     except ConfigError as exc:

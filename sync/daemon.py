@@ -33,8 +33,8 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connectors.base import HealthsyncError
-from sync.logs import get_logger, redact_text
+from healthsync.errors import HealthsyncError
+from healthsync.sync.logs import get_logger, redact_text
 
 CycleStatus = Literal["ok", "partial", "failed"]
 CYCLE_STATUSES: tuple[str, ...] = ("ok", "partial", "failed")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
-from connectors.records import (
+from healthsync.connectors.records import (
     AccountRecord,
     ActivityRecord,
     ContactRecord,
@@ -20,7 +20,7 @@ from connectors.records import (
     TicketMetricsRecord,
     TicketRecord,
 )
-from scoring.base import (
+from healthsync.scoring.base import (
     Account,
     AccountFacts,
     Activity,

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from connectors.records import (
+from healthsync.connectors.records import (
     AccountRecord,
     ActivityRecord,
     ContactRecord,
@@ -18,9 +18,9 @@ from connectors.records import (
     TicketRecord,
     UserRecord,
 )
-from scoring.base import AccountFacts
-from sync.facts import build_facts
-from sync.identity import (
+from healthsync.scoring.base import AccountFacts
+from healthsync.sync.facts import build_facts
+from healthsync.sync.identity import (
     AccountIndex,
     AccountKey,
     Resolution,
@@ -28,8 +28,8 @@ from sync.identity import (
     resolve_zendesk_org,
     summarise,
 )
-from sync.store import Store
-from sync.store_rows import IdentityLink
+from healthsync.sync.store import Store
+from healthsync.sync.store_rows import IdentityLink
 
 # The store names methods by what was compared; both Mixpanel group-key flavours are "group_key" there.
 _STORED_METHOD = {"group_crm_id": "group_key", "group_domain": "group_key"}

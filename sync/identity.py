@@ -11,7 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from connectors.records import normalize_domain
+from healthsync.connectors.records import normalize_domain
 
 ZENDESK_METHODS = ("external_id", "domain")
 MIXPANEL_METHODS = ("group_crm_id", "group_domain", "email_domain")

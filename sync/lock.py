@@ -28,9 +28,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from connectors.base import FatalError, HealthsyncError
-from sync.logs import redact_text
-from sync.store_engine import normalise_url, redact
+from healthsync.errors import FatalError, HealthsyncError
+from healthsync.sync.logs import redact_text
+from healthsync.sync.store_engine import normalise_url, redact
 
 _KEY_NAMESPACE = b"healthsync\x00store-lock\x00"
 _APPLICATION_NAME_MAX = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1 bytes

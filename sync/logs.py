@@ -21,8 +21,8 @@ from typing import IO, Any
 import structlog
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from config.secrets import register_secret, registered_secrets
-from connectors.base import ConfigError
+from healthsync.config.secrets import register_secret, registered_secrets
+from healthsync.errors import ConfigError
 
 __all__ = ["REDACTED", "SDK_LOGGERS", "configure_logging", "get_logger", "redact", "redact_text", "register_secret"]
 

@@ -31,10 +31,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from connectors.base import ConfigError, FatalError
-from sync.daemon import CYCLE_STATUSES, CycleOutcome
-from sync.logs import get_logger, redact_text
-from sync.store_rows import SourceStatus
+from healthsync.errors import ConfigError, FatalError
+from healthsync.sync.daemon import CYCLE_STATUSES, CycleOutcome
+from healthsync.sync.logs import get_logger, redact_text
+from healthsync.sync.store_rows import SourceStatus
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464  # the port Prometheus exporters of OpenTelemetry use; nothing else of ours listens

@@ -16,21 +16,21 @@ from datetime import datetime, timedelta
 
 import structlog
 
-from connectors.base import Source
-from connectors.pacing import PacerRegistry
-from scoring.base import PastResult, ScoredAccount
-from scoring.model import HealthModel
-from scoring.playbook import Playbook
-from scoring.portfolio import score_portfolio
-from sync import state_sync
-from sync.facts import FactsConfig
-from sync.gather import gather_facts
-from sync.pull import SourceReport, pull_source
-from sync.store import Store
-from sync.store_rows import ScoreRow
-from writeback.apply import ApplyReport, BatchHook, apply_plan
-from writeback.base import CrmWriter, Plan
-from writeback.plan import PlanInputs, WritebackPolicy, build_plan
+from healthsync.connectors.base import Source
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.scoring.base import PastResult, ScoredAccount
+from healthsync.scoring.model import HealthModel
+from healthsync.scoring.playbook import Playbook
+from healthsync.scoring.portfolio import score_portfolio
+from healthsync.sync import state_sync
+from healthsync.sync.facts import FactsConfig
+from healthsync.sync.gather import gather_facts
+from healthsync.sync.pull import SourceReport, pull_source
+from healthsync.sync.store import Store
+from healthsync.sync.store_rows import ScoreRow
+from healthsync.writeback.apply import ApplyReport, BatchHook, apply_plan
+from healthsync.writeback.base import CrmWriter, Plan
+from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan
 
 log = structlog.get_logger("healthsync.cycle")
 
@@ -292,8 +292,8 @@ def plan_writeback(ctx: CycleContext, scored: list[ScoredAccount], gathered, as_
 
 def build_cycle(settings, store: Store):
     """The daemon's CycleFn: builds the context once, then each call runs one cycle as of `as_of`."""
-    from sync.daemon import CycleOutcome, SourceOutcome
-    from sync.runtime import build_context
+    from healthsync.sync.daemon import CycleOutcome, SourceOutcome
+    from healthsync.sync.runtime import build_context
 
     ctx = build_context(settings, store)
 

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from connectors.base import AuthError, HealthsyncError, Page, QuotaExhaustedError, RetryableError, Source
-from connectors.cursor import StreamState
-from sync.store import Store
-from sync.store_rows import RecordRow
+from healthsync.connectors.base import Page, Source
+from healthsync.connectors.cursor import StreamState
+from healthsync.errors import AuthError, HealthsyncError, QuotaExhaustedError, RetryableError
+from healthsync.sync.store import Store
+from healthsync.sync.store_rows import RecordRow
 
 # Called after each committed page with (source, stream, records so far); the CLI draws progress from it.
 ProgressFn = Callable[[str, str, int], None]

@@ -10,17 +10,18 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from config.settings import Settings
-from connectors.base import ConfigError, Source
-from connectors.pacing import PacerRegistry
-from scoring.base import ModelError
-from scoring.model import HealthModel, load_model
-from scoring.playbook import Playbook, load_playbook
-from sync.facts import FactsConfig
-from sync.pipeline import CycleContext
-from sync.store import Store
-from sync.store_rows import credentials_fingerprint
-from writeback.plan import WritebackPolicy
+from healthsync.config.settings import Settings
+from healthsync.connectors.base import Source
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.errors import ConfigError
+from healthsync.scoring.base import ModelError
+from healthsync.scoring.model import HealthModel, load_model
+from healthsync.scoring.playbook import Playbook, load_playbook
+from healthsync.sync.facts import FactsConfig
+from healthsync.sync.pipeline import CycleContext
+from healthsync.sync.store import Store
+from healthsync.sync.store_rows import credentials_fingerprint
+from healthsync.writeback.plan import WritebackPolicy
 
 
 def load_health_model(settings: Settings) -> HealthModel:
@@ -90,22 +91,22 @@ def build_sources(settings: Settings, pacers: PacerRegistry, *, sleep: Callable[
     """(sources by name, CRM writer): the CRM first, so a cycle pulls the accounts everything else joins to."""
     sources: dict[str, Source] = {}
     if settings.crm.kind == "salesforce":
-        from connectors.salesforce import SalesforceConnection, SalesforceSource, SalesforceWriter
+        from healthsync.connectors.salesforce import SalesforceConnection, SalesforceSource, SalesforceWriter
 
         connection = SalesforceConnection.from_settings(settings, pacers, sleep=sleep)
         sources["salesforce"] = SalesforceSource.from_settings(settings, pacers, connection=connection)
         writer = SalesforceWriter.from_settings(settings, pacers, connection=connection)
     else:
-        from connectors.hubspot import HubSpotSource, HubSpotWriter
+        from healthsync.connectors.hubspot import HubSpotSource, HubSpotWriter
 
         sources["hubspot"] = HubSpotSource.from_settings(settings, pacers)
         writer = HubSpotWriter.from_settings(settings, pacers)
     if settings.zendesk is not None:
-        from connectors.zendesk import ZendeskSource
+        from healthsync.connectors.zendesk import ZendeskSource
 
         sources["zendesk"] = ZendeskSource.from_settings(settings, pacers)
     if settings.mixpanel is not None:
-        from connectors.mixpanel import MixpanelSource
+        from healthsync.connectors.mixpanel import MixpanelSource
 
         sources["mixpanel"] = MixpanelSource.from_settings(settings, pacers)
     return sources, writer

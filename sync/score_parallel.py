@@ -35,7 +35,7 @@ from typing import Any
 
 import structlog
 
-from scoring.base import (
+from healthsync.scoring.base import (
     AccountFacts,
     HealthResult,
     HistoryFacts,
@@ -44,9 +44,9 @@ from scoring.base import (
     PastResult,
     ScoredAccount,
 )
-from scoring.model import HealthModel, Populations
-from scoring.playbook import Playbook
-from scoring.portfolio import (
+from healthsync.scoring.model import HealthModel, Populations
+from healthsync.scoring.playbook import Playbook
+from healthsync.scoring.portfolio import (
     collector_paused,
     percentile_columns,
     portfolio_signals,

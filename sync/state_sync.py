@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from connectors.records import CrmTask
-from sync.store import Store
+from healthsync.connectors.records import CrmTask
+from healthsync.sync.store import Store
 
 
 def sync_task_states(store: Store, crm: str, *, now: datetime) -> int:

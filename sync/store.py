@@ -56,10 +56,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from connectors.base import FatalError
-from sync import store_schema as t
-from sync.store_aggregates import AggregateOps
-from sync.store_engine import (
+from healthsync.errors import FatalError
+from healthsync.sync import store_schema as t
+from healthsync.sync.store_aggregates import AggregateOps
+from healthsync.sync.store_engine import (
     StoreUnavailableError,
     create_store_engine,
     current_revision,
@@ -70,9 +70,9 @@ from sync.store_engine import (
     upgrade_to_head,
     write_connection,
 )
-from sync.store_ledgers import LedgerOps
-from sync.store_ops import chunks
-from sync.store_rows import (
+from healthsync.sync.store_ledgers import LedgerOps
+from healthsync.sync.store_ops import chunks
+from healthsync.sync.store_rows import (
     IdentityLink,
     LedgerEntry,
     RecordRow,

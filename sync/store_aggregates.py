@@ -8,10 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sync import store_schema as t
-from sync.store_engine import dialect_insert
-from sync.store_ops import StoreOps
-from sync.store_rows import IdentityLink, ScoreRow, UsageDay
+from healthsync.sync import store_schema as t
+from healthsync.sync.store_engine import dialect_insert
+from healthsync.sync.store_ops import StoreOps
+from healthsync.sync.store_rows import IdentityLink, ScoreRow, UsageDay
 
 
 class AggregateOps(StoreOps):

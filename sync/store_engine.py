@@ -20,8 +20,8 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from connectors.base import ConfigError, FatalError, RetryableError
-from sync.store_json import dumps_json
+from healthsync.errors import ConfigError, FatalError, RetryableError
+from healthsync.sync.store_json import dumps_json
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -12,11 +12,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from sync import store_schema as t
-from sync.store_engine import dialect_insert
-from sync.store_ops import StoreOps, chunks, clip
-from sync.store_rows import LedgerEntry, RunRow, SourceStatus, TaskRow, WriteStatusRow
-from writeback.base import FieldUpdate, FieldValue, RuleTaskState, TaskEntry, TaskUpsert
+from healthsync.sync import store_schema as t
+from healthsync.sync.store_engine import dialect_insert
+from healthsync.sync.store_ops import StoreOps, chunks, clip
+from healthsync.sync.store_rows import LedgerEntry, RunRow, SourceStatus, TaskRow, WriteStatusRow
+from healthsync.writeback.base import FieldUpdate, FieldValue, RuleTaskState, TaskEntry, TaskUpsert
 
 ACCOUNT_OBJECT = "account"  # writeback only writes account fields today; the ledger keys by object anyway
 

@@ -13,7 +13,7 @@ import pytest
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from sync.store import Store
+    from healthsync.sync.store import Store
 
 PG_URL_ENV = "HEALTHSYNC_TEST_PG_URL"
 PG_SKIP_REASON = f"{PG_URL_ENV} not set: PostgreSQL store tests skipped"
@@ -33,7 +33,7 @@ def pg_url() -> str:
 def pg_admin_engine(pg_url: str) -> Iterator[Engine]:
     import sqlalchemy as sa
 
-    from sync.store_engine import normalise_url
+    from healthsync.sync.store_engine import normalise_url
 
     engine = sa.create_engine(normalise_url(pg_url), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     yield engine
@@ -67,7 +67,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
     """An open, migrated Store on each backend."""
-    from sync.store import Store
+    from healthsync.sync.store import Store
 
     opened = Store.open(store_url)
     try:

@@ -12,10 +12,10 @@ import requests
 import structlog
 from pydantic import SecretStr
 
-from config.loader import load_config
-from config.secrets import register_secret
-from connectors.base import ConfigError
-from sync.logs import REDACTED, configure_logging, get_logger, redact, redact_text
+from healthsync.config.loader import load_config
+from healthsync.config.secrets import register_secret
+from healthsync.errors import ConfigError
+from healthsync.sync.logs import REDACTED, configure_logging, get_logger, redact, redact_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,7 +112,7 @@ def test_bad_level_or_format_is_a_config_error():
 _SDK_ROUTING_SCRIPT = r"""
 import io, json, logging, sys
 import mixpanel_utils  # attaches its own stderr StreamHandler at import
-from sync.logs import configure_logging, register_secret
+from healthsync.sync.logs import configure_logging, register_secret
 
 stream = io.StringIO()
 configure_logging(level="INFO", fmt="json", stream=stream)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from writeback.base import CrmWriter, FieldUpdate, Ledger, Plan, TaskUpsert, WriteResult
+from healthsync.writeback.base import CrmWriter, FieldUpdate, Ledger, Plan, TaskUpsert, WriteResult
 
 # Called after each batch with (phase, batch number); tests raise from it to simulate a crash.
 BatchHook = Callable[[str, int], None]

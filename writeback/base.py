@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from typing import Literal, Protocol
 
-from connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
+from healthsync.connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
 
 __all__ = ["CrmTaskState", "FieldSpec", "SetupOutcome", "WriteResult"]
 

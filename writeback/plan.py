@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from scoring.base import HealthResult, Intent
-from writeback.base import (
+from healthsync.scoring.base import HealthResult, Intent
+from healthsync.writeback.base import (
     Conflict,
     FieldUpdate,
     FieldValue,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from writeback.base import FieldSpec, SchemaWriter, SetupOutcome
+from healthsync.writeback.base import FieldSpec, SchemaWriter, SetupOutcome
 
 # Logical field → (label, type, description); the CRM API names come from the field map in config.
 ACCOUNT_FIELDS: Mapping[str, tuple[str, str, str]] = {

@@ -25,18 +25,11 @@ import tenacity
 import urllib3
 from hubspot import HubSpot
 
-from config.settings import HubSpotOAuth, HubSpotPrivateAppAuth, Settings
-from connectors.base import (
-    AuthError,
-    ConfigError,
-    FatalError,
-    HealthsyncError,
-    RetryableError,
-    classify_http,
-    redact,
-)
-from connectors.pacing import SEARCH, Pacer, PacerConfig, PacerRegistry, hubspot_pacing
-from connectors.retry import retry_policy
+from healthsync.config.settings import HubSpotOAuth, HubSpotPrivateAppAuth, Settings
+from healthsync.connectors.base import classify_http, redact
+from healthsync.connectors.pacing import SEARCH, Pacer, PacerConfig, PacerRegistry, hubspot_pacing
+from healthsync.connectors.retry import retry_policy
+from healthsync.errors import AuthError, ConfigError, FatalError, HealthsyncError, RetryableError
 
 NO_SDK_RETRY = urllib3.util.Retry(total=0, respect_retry_after_header=False, raise_on_status=False)
 DEFAULT_TIMEOUT = (10.0, 120.0)  # (connect, read) seconds per request

@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from config.settings import FieldMap
-from connectors.base import SkippableRecordError
-from connectors.records import (
+from healthsync.config.settings import FieldMap
+from healthsync.connectors.records import (
     AccountRecord,
     ActivityKind,
     ActivityRecord,
@@ -22,6 +21,7 @@ from connectors.records import (
     TaskStatus,
     UserRecord,
 )
+from healthsync.errors import SkippableRecordError
 
 MODSTAMP = "hs_lastmodifieddate"
 OBJECT_ID = "hs_object_id"

@@ -20,10 +20,10 @@ from typing import Any
 
 from hubspot.crm.objects import PublicObjectSearchRequest
 
-from connectors.base import FatalError
-from connectors.cursor import KeysetPosition, StreamState, id_sort_key, is_new
-from connectors.hubspot.client import HubSpotClient
-from connectors.hubspot.mapping import MODSTAMP, OBJECT_ID, epoch_ms, parse_datetime
+from healthsync.connectors.cursor import KeysetPosition, StreamState, id_sort_key, is_new
+from healthsync.connectors.hubspot.client import HubSpotClient
+from healthsync.connectors.hubspot.mapping import MODSTAMP, OBJECT_ID, epoch_ms, parse_datetime
+from healthsync.errors import FatalError
 
 SEARCH_PAGE = 200
 MAX_SEARCH_RESULTS = 10_000

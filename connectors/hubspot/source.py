@@ -30,21 +30,12 @@ from hubspot.crm.associations.v4 import (
     PublicFetchAssociationsBatchRequest,
 )
 
-from config.settings import FieldMap, Settings
-from connectors.base import (
-    AuthError,
-    CheckResult,
-    ConfigError,
-    HealthsyncError,
-    Page,
-    QuotaExhaustedError,
-    SkippableRecordError,
-    StreamSpec,
-)
-from connectors.cursor import StreamState, advance, window_query_bounds
-from connectors.hubspot.client import HubSpotClient
-from connectors.hubspot.mapping import ENGAGEMENT_TYPES, MODSTAMP, RecordMapper, primary_target
-from connectors.hubspot.scan import (
+from healthsync.config.settings import FieldMap, Settings
+from healthsync.connectors.base import CheckResult, Page, StreamSpec
+from healthsync.connectors.cursor import StreamState, advance, window_query_bounds
+from healthsync.connectors.hubspot.client import HubSpotClient
+from healthsync.connectors.hubspot.mapping import ENGAGEMENT_TYPES, MODSTAMP, RecordMapper, primary_target
+from healthsync.connectors.hubspot.scan import (
     SEARCH_PAGE,
     Row,
     freshness,
@@ -55,8 +46,8 @@ from connectors.hubspot.scan import (
     swept_at,
     with_sub_state,
 )
-from connectors.pacing import PacerRegistry
-from connectors.records import (
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.records import (
     AccountRecord,
     ActivityRecord,
     ContactRecord,
@@ -64,6 +55,13 @@ from connectors.records import (
     OpportunityRecord,
     SkippedRecord,
     UserRecord,
+)
+from healthsync.errors import (
+    AuthError,
+    ConfigError,
+    HealthsyncError,
+    QuotaExhaustedError,
+    SkippableRecordError,
 )
 
 DEFAULT_OVERLAP = timedelta(minutes=10)

@@ -26,12 +26,12 @@ from hubspot.crm.objects import (
 )
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
-from config.settings import FieldMap, Settings
-from connectors.base import FatalError, RateLimitedError, RetryableError
-from connectors.hubspot.client import HubSpotClient, missing_scope
-from connectors.hubspot.mapping import MODSTAMP, parse_datetime
-from connectors.pacing import PacerRegistry
-from connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
+from healthsync.config.settings import FieldMap, Settings
+from healthsync.connectors.hubspot.client import HubSpotClient, missing_scope
+from healthsync.connectors.hubspot.mapping import MODSTAMP, parse_datetime
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
+from healthsync.errors import FatalError, RateLimitedError, RetryableError
 
 BATCH_LIMIT = 100
 SEARCH_IN_VALUES = 100  # values per IN filter

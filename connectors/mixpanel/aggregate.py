@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
 from typing import Any
 
-from connectors.base import SkippableRecordError
-from connectors.records import DailyUsageRecord, SkippedRecord, UsageKeyKind, normalize_domain
+from healthsync.connectors.records import DailyUsageRecord, SkippedRecord, UsageKeyKind, normalize_domain
+from healthsync.errors import SkippableRecordError
 
 SOURCE = "mixpanel"
 STREAM = "usage_daily"

@@ -27,14 +27,9 @@ from urllib.parse import urlsplit
 import tenacity
 from mixpanel_utils import MixpanelUtils
 
-from connectors.base import (
-    ConfigError,
-    FatalError,
-    HealthsyncError,
-    RetryableError,
-    classify_http,
-)
-from connectors.pacing import Pacer
+from healthsync.connectors.base import classify_http
+from healthsync.connectors.pacing import Pacer
+from healthsync.errors import ConfigError, FatalError, HealthsyncError, RetryableError
 
 SOURCE = "mixpanel"
 RESIDENCY_HOSTS = {

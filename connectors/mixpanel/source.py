@@ -18,21 +18,14 @@ from typing import Any
 
 import tenacity
 
-from connectors.base import (
-    AuthError,
-    CheckResult,
-    ConfigError,
-    HealthsyncError,
-    Page,
-    RetryableError,
-    StreamSpec,
-)
-from connectors.cursor import KeysetPosition, StreamState
-from connectors.mixpanel.aggregate import STREAM, DailyUsageAggregator, UsageRules
-from connectors.mixpanel.client import MixpanelCaller, build_client
-from connectors.pacing import EXPORT, QUERY, Pacer, PacerRegistry, mixpanel_pacing
-from connectors.records import DailyUsageRecord
-from connectors.retry import retry_policy
+from healthsync.connectors.base import CheckResult, Page, StreamSpec
+from healthsync.connectors.cursor import KeysetPosition, StreamState
+from healthsync.connectors.mixpanel.aggregate import STREAM, DailyUsageAggregator, UsageRules
+from healthsync.connectors.mixpanel.client import MixpanelCaller, build_client
+from healthsync.connectors.pacing import EXPORT, QUERY, Pacer, PacerRegistry, mixpanel_pacing
+from healthsync.connectors.records import DailyUsageRecord
+from healthsync.connectors.retry import retry_policy
+from healthsync.errors import AuthError, ConfigError, HealthsyncError, RetryableError
 
 SOURCE = "mixpanel"
 DEFAULT_WINDOW_DAYS = 7

@@ -31,24 +31,23 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
 )
 
-from config.settings import (
+from healthsync.config.settings import (
     SalesforceClientCredentialsAuth,
     SalesforceJwtAuth,
     SalesforcePasswordAuth,
     Settings,
 )
-from connectors.base import (
+from healthsync.connectors.base import classify_http, redact
+from healthsync.connectors.pacing import Pacer, PacerRegistry, salesforce_pacing
+from healthsync.connectors.retry import retry_policy
+from healthsync.errors import (
     AuthError,
     ConfigError,
     FatalError,
     HealthsyncError,
     RateLimitedError,
     RetryableError,
-    classify_http,
-    redact,
 )
-from connectors.pacing import Pacer, PacerRegistry, salesforce_pacing
-from connectors.retry import retry_policy
 
 SOURCE = "salesforce"
 DEFAULT_TIMEOUT = (10.0, 120.0)  # connect, read: a SOQL page or describe answers well within two minutes

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from config.settings import FieldMap
-from connectors.base import ConfigError, SkippableRecordError
-from connectors.records import (
+from healthsync.config.settings import FieldMap
+from healthsync.connectors.records import (
     AccountRecord,
     ActivityKind,
     ActivityRecord,
@@ -23,6 +22,7 @@ from connectors.records import (
     TaskStatus,
     UserRecord,
 )
+from healthsync.errors import ConfigError, SkippableRecordError
 
 NUMBER_TYPES = frozenset({"double", "currency", "percent", "int", "long"})
 _OUTCOMES = {"held": MeetingOutcome.HELD, "no show": MeetingOutcome.NO_SHOW, "no_show": MeetingOutcome.NO_SHOW,

@@ -20,21 +20,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from config.settings import FieldMap, Settings
-from connectors.base import (
-    AuthError,
-    CheckResult,
-    ConfigError,
-    FatalError,
-    HealthsyncError,
-    Page,
-    QuotaExhaustedError,
-    SkippableRecordError,
-    StreamSpec,
-)
-from connectors.cursor import StreamState, advance, id_sort_key, is_new, window_query_bounds
-from connectors.pacing import PacerRegistry
-from connectors.records import (
+from healthsync.config.settings import FieldMap, Settings
+from healthsync.connectors.base import CheckResult, Page, StreamSpec
+from healthsync.connectors.cursor import StreamState, advance, id_sort_key, is_new, window_query_bounds
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.records import (
     AccountRecord,
     ActivityKind,
     ActivityRecord,
@@ -44,10 +34,18 @@ from connectors.records import (
     SkippedRecord,
     UserRecord,
 )
-from connectors.salesforce import mapping
-from connectors.salesforce.client import LocatorExpiredError, SalesforceConnection, error_code
-from connectors.salesforce.mapping import ObjectFields, RecordMapper
-from connectors.salesforce.soql import Window, select
+from healthsync.connectors.salesforce import mapping
+from healthsync.connectors.salesforce.client import LocatorExpiredError, SalesforceConnection, error_code
+from healthsync.connectors.salesforce.mapping import ObjectFields, RecordMapper
+from healthsync.connectors.salesforce.soql import Window, select
+from healthsync.errors import (
+    AuthError,
+    ConfigError,
+    FatalError,
+    HealthsyncError,
+    QuotaExhaustedError,
+    SkippableRecordError,
+)
 
 SOQL_PAGE = 2000
 DEFAULT_OVERLAP = timedelta(minutes=10)

@@ -12,13 +12,13 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from config.settings import Settings, WriteFields
-from connectors.base import AuthError, ConfigError, FatalError, HealthsyncError, RetryableError
-from connectors.pacing import PacerRegistry
-from connectors.salesforce import soql
-from connectors.salesforce.client import SalesforceConnection, error_code
-from connectors.salesforce.mapping import parse_datetime
-from connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
+from healthsync.config.settings import Settings, WriteFields
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.salesforce import soql
+from healthsync.connectors.salesforce.client import SalesforceConnection, error_code
+from healthsync.connectors.salesforce.mapping import parse_datetime
+from healthsync.connectors.writes import CrmTaskState, FieldSpec, SetupOutcome, WriteResult
+from healthsync.errors import AuthError, ConfigError, FatalError, HealthsyncError, RetryableError
 
 MAX_COLLECTION = 200
 SUBJECT_CHARS = 255

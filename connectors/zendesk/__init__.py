@@ -1,5 +1,5 @@
 """Zendesk connector: zenpy → tickets, ticket metrics, organizations, users and satisfaction ratings."""
 
-from connectors.zendesk.source import ZendeskSource
+from healthsync.connectors.zendesk.source import ZendeskSource
 
 __all__ = ["ZendeskSource"]

@@ -26,16 +26,16 @@ from zenpy import Zenpy
 from zenpy.lib.api import BaseApi
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, ZenpyException
 
-from connectors.base import (
+from healthsync.connectors.base import classify_http
+from healthsync.connectors.pacing import INCREMENTAL_EXPORT, Pacer
+from healthsync.errors import (
     AuthError,
     ConfigError,
     FatalError,
     HealthsyncError,
     RateLimitedError,
     RetryableError,
-    classify_http,
 )
-from connectors.pacing import INCREMENTAL_EXPORT, Pacer
 
 SOURCE = "zendesk"
 _HINT_HEADER = "X-Healthsync-Retry-After"  # where the session parks a 429's Retry-After, out of zenpy's sight

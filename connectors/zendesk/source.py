@@ -36,20 +36,17 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from connectors.base import (
-    AuthError,
-    CheckResult,
-    ConfigError,
-    FatalError,
-    HealthsyncError,
-    Page,
-    RetryableError,
-    SkippableRecordError,
-    StreamSpec,
+from healthsync.connectors.base import CheckResult, Page, StreamSpec
+from healthsync.connectors.cursor import (
+    ApiCursorPosition,
+    StreamState,
+    advance,
+    is_new,
+    new_only,
+    window_query_bounds,
 )
-from connectors.cursor import ApiCursorPosition, StreamState, advance, is_new, new_only, window_query_bounds
-from connectors.pacing import Pacer, PacerRegistry, zendesk_pacing
-from connectors.records import (
+from healthsync.connectors.pacing import Pacer, PacerRegistry, zendesk_pacing
+from healthsync.connectors.records import (
     OrganizationRecord,
     SatisfactionRatingRecord,
     SkippedRecord,
@@ -58,9 +55,23 @@ from connectors.records import (
     TicketStatus,
     ZendeskUserRecord,
 )
-from connectors.retry import retry_policy
-from connectors.zendesk import translate
-from connectors.zendesk.client import END, CursorRefusedError, PacedSession, ZendeskCaller, build_zenpy
+from healthsync.connectors.retry import retry_policy
+from healthsync.connectors.zendesk import translate
+from healthsync.connectors.zendesk.client import (
+    END,
+    CursorRefusedError,
+    PacedSession,
+    ZendeskCaller,
+    build_zenpy,
+)
+from healthsync.errors import (
+    AuthError,
+    ConfigError,
+    FatalError,
+    HealthsyncError,
+    RetryableError,
+    SkippableRecordError,
+)
 
 SOURCE = "zendesk"
 EXPORT_MAX_PAGE = 1000

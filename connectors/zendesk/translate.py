@@ -6,8 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors.base import SkippableRecordError
-from connectors.records import (
+from healthsync.connectors.records import (
     OrganizationRecord,
     SatisfactionRatingRecord,
     SatisfactionScore,
@@ -16,6 +15,7 @@ from connectors.records import (
     TicketStatus,
     ZendeskUserRecord,
 )
+from healthsync.errors import SkippableRecordError
 
 Raw = Mapping[str, Any]
 _SCORES = frozenset(s.value for s in SatisfactionScore)

@@ -1,5 +1,5 @@
 """HubSpot CRM emulator for the sandbox: the unmodified hubspot-api-client talks to it over real HTTP(S)."""
 
-from sandbox.hubspot.emulator import HubSpotEmulator
+from healthsync.sandbox.hubspot.emulator import HubSpotEmulator
 
 __all__ = ["HubSpotEmulator"]

@@ -27,16 +27,16 @@ from typing import Any
 from werkzeug.routing import Map
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import CallLog, Emulator, FaultInjector, SandboxClock, SlidingWindowLimit
-from sandbox.credentials import DEMO
-from sandbox.hubspot import errors
-from sandbox.hubspot.load import load_portfolio, owner_json
-from sandbox.hubspot.objects_api import OBJECT_RULES, ObjectsApi
-from sandbox.hubspot.portal_api import PORTAL_RULES, PortalApi
-from sandbox.hubspot.schema import Schema, make_property, validate_properties
-from sandbox.hubspot.store import ObjectStore
-from sandbox.hubspot.types import ENGAGEMENT_TYPES, default_type_id, normalize_type
-from sandbox.model import Owner, Portfolio
+from healthsync.sandbox.core import CallLog, Emulator, FaultInjector, SandboxClock, SlidingWindowLimit
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.hubspot import errors
+from healthsync.sandbox.hubspot.load import load_portfolio, owner_json
+from healthsync.sandbox.hubspot.objects_api import OBJECT_RULES, ObjectsApi
+from healthsync.sandbox.hubspot.portal_api import PORTAL_RULES, PortalApi
+from healthsync.sandbox.hubspot.schema import Schema, make_property, validate_properties
+from healthsync.sandbox.hubspot.store import ObjectStore
+from healthsync.sandbox.hubspot.types import ENGAGEMENT_TYPES, default_type_id, normalize_type
+from healthsync.sandbox.model import Owner, Portfolio
 
 BURST_WINDOW_SECONDS = 10
 

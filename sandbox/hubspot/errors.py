@@ -10,7 +10,7 @@ from datetime import datetime
 
 from werkzeug.wrappers import Response
 
-from sandbox.core import json_response
+from healthsync.sandbox.core import json_response
 
 AUTH_MISSING_MESSAGE = ("Authentication credentials not found. This API supports OAuth 2.0 authentication and "
                         "you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 
-from sandbox.hubspot.schema import format_datetime
-from sandbox.hubspot.store import ObjectStore
-from sandbox.hubspot.types import default_type_id
-from sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
+from healthsync.sandbox.hubspot.schema import format_datetime
+from healthsync.sandbox.hubspot.store import ObjectStore
+from healthsync.sandbox.hubspot.types import default_type_id
+from healthsync.sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
 
 # Salesforce-style stage names (the neutral model's) onto HubSpot's default sales pipeline.
 _STAGE_KEYWORDS = (

@@ -9,11 +9,16 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import json_response, read_json
-from sandbox.hubspot import errors
-from sandbox.hubspot.errors import BadRequest, UnknownObjectType, answers_bad_input
-from sandbox.hubspot.schema import DEFAULT_PROPERTIES, SYSTEM_PROPERTIES, format_datetime, validate_properties
-from sandbox.hubspot.search import (
+from healthsync.sandbox.core import json_response, read_json
+from healthsync.sandbox.hubspot import errors
+from healthsync.sandbox.hubspot.errors import BadRequest, UnknownObjectType, answers_bad_input
+from healthsync.sandbox.hubspot.schema import (
+    DEFAULT_PROPERTIES,
+    SYSTEM_PROPERTIES,
+    format_datetime,
+    validate_properties,
+)
+from healthsync.sandbox.hubspot.search import (
     MAX_SEARCH_LIMIT,
     MAX_SEARCH_RESULTS,
     SearchError,
@@ -23,8 +28,8 @@ from sandbox.hubspot.search import (
     order,
     parse_sorts,
 )
-from sandbox.hubspot.store import HsObject
-from sandbox.hubspot.types import (
+from healthsync.sandbox.hubspot.store import HsObject
+from healthsync.sandbox.hubspot.types import (
     OBJECT_TYPES,
     default_type_id,
     normalize_type,

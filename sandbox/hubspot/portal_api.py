@@ -8,11 +8,16 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import json_response, read_json
-from sandbox.hubspot import errors
-from sandbox.hubspot.errors import BadRequest, UnknownObjectType, answers_bad_input
-from sandbox.hubspot.schema import GroupDef, check_property_definition, format_datetime, property_from_body
-from sandbox.hubspot.types import (
+from healthsync.sandbox.core import json_response, read_json
+from healthsync.sandbox.hubspot import errors
+from healthsync.sandbox.hubspot.errors import BadRequest, UnknownObjectType, answers_bad_input
+from healthsync.sandbox.hubspot.schema import (
+    GroupDef,
+    check_property_definition,
+    format_datetime,
+    property_from_body,
+)
+from healthsync.sandbox.hubspot.types import (
     default_type_id,
     is_known_hubspot_defined,
     label_of,

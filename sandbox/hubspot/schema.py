@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sandbox.hubspot.types import ENGAGEMENT_TYPES, OBJECT_TYPES, singular
+from healthsync.sandbox.hubspot.types import ENGAGEMENT_TYPES, OBJECT_TYPES, singular
 
 PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool", "phone_number"}
 FIELD_TYPES = {"textarea", "text", "date", "file", "number", "select", "radio", "checkbox",

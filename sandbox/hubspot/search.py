@@ -9,9 +9,9 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from sandbox.hubspot.schema import Schema, parse_datetime_ms
-from sandbox.hubspot.store import HsObject, ObjectStore
-from sandbox.hubspot.types import normalize_type
+from healthsync.sandbox.hubspot.schema import Schema, parse_datetime_ms
+from healthsync.sandbox.hubspot.store import HsObject, ObjectStore
+from healthsync.sandbox.hubspot.types import normalize_type
 
 MAX_FILTER_GROUPS = 5
 MAX_FILTERS_PER_GROUP = 6

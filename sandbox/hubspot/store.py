@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sandbox.hubspot.schema import CREATED_PROPERTY, format_datetime
-from sandbox.hubspot.types import OBJECT_TYPES, label_of, reverse_of
+from healthsync.sandbox.hubspot.schema import CREATED_PROPERTY, format_datetime
+from healthsync.sandbox.hubspot.types import OBJECT_TYPES, label_of, reverse_of
 
 FIRST_NEW_ID = 50_000_000_001  # ids minted by the emulator; well above any id a portfolio uses
 

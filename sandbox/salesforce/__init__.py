@@ -1,5 +1,5 @@
 """Salesforce emulator for the sandbox: serves `/services/...` so the unmodified simple-salesforce works offline."""
 
-from sandbox.salesforce.emulator import SalesforceEmulator
+from healthsync.sandbox.salesforce.emulator import SalesforceEmulator
 
 __all__ = ["SalesforceEmulator"]

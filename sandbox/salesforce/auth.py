@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import json_response
-from sandbox.credentials import SalesforceCredentials
+from healthsync.sandbox.core import json_response
+from healthsync.sandbox.credentials import SalesforceCredentials
 
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 JWT_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")

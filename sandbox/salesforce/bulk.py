@@ -13,10 +13,10 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.soql import column_names, compile_soql, execute, resolve
-from sandbox.salesforce.store import OrgStore, format_datetime
+from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.soql import column_names, compile_soql, execute, resolve
+from healthsync.sandbox.salesforce.store import OrgStore, format_datetime
 
 DELIMITERS = {"COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`"}
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}

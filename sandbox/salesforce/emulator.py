@@ -12,19 +12,19 @@ from typing import Any
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sandbox.core import CallLog, Emulator, FaultInjector, SandboxClock, json_response, read_json
-from sandbox.credentials import DEMO
-from sandbox.salesforce import bulk as bulk_api
-from sandbox.salesforce import composite, ids
-from sandbox.salesforce.auth import SalesforceAuth
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.load import INTEGRATION_USER_ID, load_portfolio, reset_org
-from sandbox.salesforce.paging import Cursor, Cursors, batch_size, page, split_locator
-from sandbox.salesforce.schema import standard_schemas, tooling_schemas
-from sandbox.salesforce.soql import Path as SoqlPath
-from sandbox.salesforce.soql import compile_soql, execute, render_row, resolve
-from sandbox.salesforce.store import OrgStore, render_value
-from sandbox.salesforce.tooling import Tooling
+from healthsync.sandbox.core import CallLog, Emulator, FaultInjector, SandboxClock, json_response, read_json
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.salesforce import bulk as bulk_api
+from healthsync.sandbox.salesforce import composite, ids
+from healthsync.sandbox.salesforce.auth import SalesforceAuth
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.load import INTEGRATION_USER_ID, load_portfolio, reset_org
+from healthsync.sandbox.salesforce.paging import Cursor, Cursors, batch_size, page, split_locator
+from healthsync.sandbox.salesforce.schema import standard_schemas, tooling_schemas
+from healthsync.sandbox.salesforce.soql import Path as SoqlPath
+from healthsync.sandbox.salesforce.soql import compile_soql, execute, render_row, resolve
+from healthsync.sandbox.salesforce.store import OrgStore, render_value
+from healthsync.sandbox.salesforce.tooling import Tooling
 
 _DATA = "/services/data/v<ver:ver>"
 _SESSION_EXPIRED = SfError(401, "INVALID_SESSION_ID", "Session expired or invalid")

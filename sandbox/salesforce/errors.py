@@ -6,7 +6,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from sandbox.core import json_response
+from healthsync.sandbox.core import json_response
 
 
 class SfError(Exception):

@@ -7,8 +7,8 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.store import DELETED_AT, OrgStore, Record
+from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.store import DELETED_AT, OrgStore, Record
 
 INTEGRATION_USER_ID = ids.to18("005Hs0INTEGRATN")
 _TITLES = {"csm": "Customer Success Manager", "cs_manager": "Customer Success Director",

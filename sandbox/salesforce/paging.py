@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.soql import Query, render_row
-from sandbox.salesforce.store import OrgStore, Record
+from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.soql import Query, render_row
+from healthsync.sandbox.salesforce.store import OrgStore, Record
 
 DEFAULT_BATCH = 2000
 MIN_BATCH = 200

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.ids import KEY_PREFIXES
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.ids import KEY_PREFIXES
 
 TEXT_TYPES = {"string", "textarea", "email", "url", "phone", "picklist", "combobox"}
 NUMBER_TYPES = {"double", "currency", "percent", "int"}

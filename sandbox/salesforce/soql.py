@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.schema import ID_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef, SObjectSchema
-from sandbox.salesforce.store import OrgStore, Record, parse_datetime_value, render_value
+from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.schema import ID_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef, SObjectSchema
+from healthsync.sandbox.salesforce.store import OrgStore, Record, parse_datetime_value, render_value
 
 _TOKEN = re.compile(r"""
     (?P<ws>\s+)

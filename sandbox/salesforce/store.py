@@ -13,9 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.schema import NUMBER_TYPES, FieldDef, SObjectSchema
+from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.schema import NUMBER_TYPES, FieldDef, SObjectSchema
 
 Record = dict[str, Any]
 DELETED_AT = "_deleted_at"  # hidden bookkeeping key: when the record went to the recycle bin

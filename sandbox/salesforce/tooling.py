@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sandbox.salesforce import ids
-from sandbox.salesforce.errors import SfError
-from sandbox.salesforce.schema import FieldDef, SObjectSchema, field_from_metadata
-from sandbox.salesforce.store import OrgStore
+from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.errors import SfError
+from healthsync.sandbox.salesforce.schema import FieldDef, SObjectSchema, field_from_metadata
+from healthsync.sandbox.salesforce.store import OrgStore
 
 
 class Tooling:

@@ -13,9 +13,17 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from config.loader import Evaluation, Problem, dotted, evaluate, nearest_line, parse_yaml, render_problems
-from config.settings import HealthSettings, PlaybookSettings, Settings, YamlSource
-from connectors.base import ConfigError
+from healthsync.config.loader import (
+    Evaluation,
+    Problem,
+    dotted,
+    evaluate,
+    nearest_line,
+    parse_yaml,
+    render_problems,
+)
+from healthsync.config.settings import HealthSettings, PlaybookSettings, Settings, YamlSource
+from healthsync.errors import ConfigError
 
 
 @dataclass
@@ -81,8 +89,8 @@ def _escalation_problems(evaluation: Evaluation, playbook: Any) -> list[Problem]
 
 # (section, key, settings model, "module:function" in the scoring package)
 _DEFINITIONS = (
-    ("health", "model", HealthSettings, "scoring.model:load_model"),
-    ("playbook", "source", PlaybookSettings, "scoring.playbook:load_playbook"),
+    ("health", "model", HealthSettings, "healthsync.scoring.model:load_model"),
+    ("playbook", "source", PlaybookSettings, "healthsync.scoring.playbook:load_playbook"),
 )
 
 
@@ -105,7 +113,7 @@ def _scoring_function(spec: str) -> tuple[Callable[[dict], Any] | None, type[Exc
     module_name, _, function_name = spec.partition(":")
     try:
         module = __import__(module_name, fromlist=[function_name])
-        from scoring.base import ModelError
+        from healthsync.scoring.base import ModelError
     except ImportError:
         return None, None
     return getattr(module, function_name, None), ModelError

@@ -3,6 +3,7 @@ reading the store into scoring inputs, and the compact wording operators see in 
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,21 +15,37 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from config.loader import load_config
-from config.settings import Settings
-from connectors.base import ConfigError
-from scoring.base import HealthResult
-from scoring.conditions import format_value
-from sync.gather import Gathered, gather_facts
-from sync.pipeline import CycleContext
-from sync.runtime import build_context
-from sync.state_sync import sync_task_states
-from sync.store import Store
+from healthsync.config.loader import load_config
+from healthsync.config.settings import Settings
+from healthsync.errors import ConfigError
+from healthsync.scoring.base import HealthResult
+from healthsync.scoring.conditions import format_value
+from healthsync.sync.gather import Gathered, gather_facts
+from healthsync.sync.pipeline import CycleContext
+from healthsync.sync.runtime import build_context
+from healthsync.sync.state_sync import sync_task_states
+from healthsync.sync.store import Store
 
 CONFIG_HELP = "Config file (default: $HEALTHSYNC_CONFIG, then ./healthsync.yaml)."
 EMPTY_STORE = "the store has no CRM accounts yet: run `healthsync pull` first (or `healthsync run --once`)"
 console = Console()
 err_console = Console(stderr=True)
+
+
+SANDBOX_MISSING = ("the offline sandbox is not installed (it is an extra): pip install 'healthsync[sandbox]' "
+                   "(in a checkout: pip install -e ./sandbox)")
+_SANDBOX_DEPENDENCIES = {"werkzeug", "trustme", "jwt", "cryptography"}
+
+
+def require_sandbox(module: str = "app"):
+    """Import `healthsync.sandbox.<module>`; a ConfigError saying how to install the extra when it is absent."""
+    try:
+        return importlib.import_module(f"healthsync.sandbox.{module}")
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing.startswith("healthsync.sandbox") or missing.split(".")[0] in _SANDBOX_DEPENDENCIES:
+            raise ConfigError(SANDBOX_MISSING) from None
+        raise
 
 
 def config_option():

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from connectors.base import CheckResult, ConfigError, HealthsyncError, Source
-from connectors.pacing import PacerRegistry
-from sync.commands.common import config_option, console, load_settings, short_error
-from sync.runtime import build_sources
+from healthsync.connectors.base import CheckResult, Source
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.sync.commands.common import config_option, console, load_settings, short_error
+from healthsync.sync.runtime import build_sources
 
 GENERIC_FIX = "check this source's section of the config and the secrets it names, then run the test again"
 

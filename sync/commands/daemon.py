@@ -14,13 +14,13 @@ from typing import Any
 
 import typer
 
-from connectors.base import ConfigError, FatalError
-from sync.daemon import CycleFn, Daemon, Schedule, utc_now
-from sync.lock import acquire_store_lock
-from sync.logs import configure_logging, get_logger
+from healthsync.errors import ConfigError, FatalError
+from healthsync.sync.daemon import CycleFn, Daemon, Schedule, utc_now
+from healthsync.sync.lock import acquire_store_lock
+from healthsync.sync.logs import configure_logging, get_logger
 
 CycleBuilder = Callable[[Any, Any], CycleFn]  # build_cycle(settings, store) -> CycleFn
-PIPELINE_MODULE = "sync.pipeline"
+PIPELINE_MODULE = "healthsync.sync.pipeline"
 _NOT_BUILT = (
     "the cycle pipeline is not built yet: `healthsync run` needs sync/pipeline.py with build_cycle(settings, store)"
 )
@@ -54,7 +54,7 @@ def run(
     """
     if full and not once:
         raise ConfigError("--full goes with --once; the daemon runs full resyncs on schedule.full_resync_cron")
-    from config.loader import load_config  # deferred: keeps `healthsync --help` fast
+    from healthsync.config.loader import load_config  # deferred: keeps `healthsync --help` fast
 
     settings = load_config(config)
     if dry_run:
@@ -85,7 +85,9 @@ def run_daemon(settings: Any, *, once: bool = False, full: bool = False, build_c
 def _open_and_run(
     settings: Any, lock: Any, builder: CycleBuilder, *, once: bool, full: bool, interval_seconds: float | None = None
 ) -> tuple[Daemon, int]:
-    from sync.store import Store  # deferred: SQLAlchemy and Alembic load only for commands that need them
+    from healthsync.sync.store import (
+        Store,  # deferred: SQLAlchemy and Alembic load only for commands that need them
+    )
 
     store = Store.open(settings.store.resolved_url)
     observability = None
@@ -115,7 +117,7 @@ def _open_and_run(
 
 
 def _start_observability(options: Any, store: Any) -> Any:
-    from sync.observability import Observability
+    from healthsync.sync.observability import Observability
 
     observability = Observability(host=options.host, port=options.port, source_statuses=store.source_statuses)
     observability.metrics.seed(store.source_statuses())

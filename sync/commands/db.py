@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 from sqlalchemy.engine import URL
 
-from connectors.base import ConfigError, FatalError
-from sync.store_engine import (
+from healthsync.errors import ConfigError, FatalError
+from healthsync.sync.store_engine import (
     create_store_engine,
     current_revision,
     head_revision,
@@ -89,7 +89,7 @@ def store_url(config: Path | None, url: str | None) -> URL:
         raise ConfigError("give either --config or --url, not both")
     if url is not None:
         return normalise_url(url)
-    from config.loader import load_config  # deferred: only this path needs the config package
+    from healthsync.config.loader import load_config  # deferred: only this path needs the config package
 
     return normalise_url(load_config(config).store.resolved_url)
 

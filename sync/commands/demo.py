@@ -20,12 +20,12 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from config.loader import load_config
-from sync.commands.common import console, signed, top_reasons
-from sync.pipeline import CycleReport, run_cycle
-from sync.runtime import build_context
-from sync.store import Store
-from writeback.setup import required_fields, run_setup
+from healthsync.config.loader import load_config
+from healthsync.sync.commands.common import console, require_sandbox, signed, top_reasons
+from healthsync.sync.pipeline import CycleReport, run_cycle
+from healthsync.sync.runtime import build_context
+from healthsync.sync.store import Store
+from healthsync.writeback.setup import required_fields, run_setup
 
 BAND_COLOURS = {"healthy": "green", "at-risk": "yellow", "critical": "red"}
 AT_RISK_SHOWN = 12
@@ -43,7 +43,7 @@ def demo(
     seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book (same seed, same book)."),
 ) -> None:
     """Run healthsync end to end against the offline sandbox and show the result."""
-    from sandbox.app import build_sandbox
+    build_sandbox = require_sandbox("app").build_sandbox
 
     if crm not in ("salesforce", "hubspot"):
         raise typer.BadParameter("choose salesforce or hubspot", param_hint="--crm")
@@ -59,7 +59,7 @@ def demo(
             ctx = build_context(settings, store, now=server.clock.now)
             _setup(ctx, settings)
             first = _cycle(ctx, server, full=True, title="Full cycle (first run)")
-            from sandbox.changes import simulate_week
+            from healthsync.sandbox.changes import simulate_week
 
             changes = simulate_week(server, server.portfolio, seed)
             console.print(f"[dim]A week passes in the emulators: {len(changes)} changes (edits, a signed renewal, "
@@ -80,9 +80,9 @@ NEXT_STEPS = (
 
 def demo_config(server, crm: str, workdir: Path) -> tuple[Path, dict[str, str]]:
     """A config file for the sandbox and the environment holding its (demo) secrets."""
-    from sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES, VALUE_EVENTS
-    from sandbox.credentials import DEMO
-    from sandbox.naming import COMPETITORS
+    from healthsync.sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES, VALUE_EVENTS
+    from healthsync.sandbox.credentials import DEMO
+    from healthsync.sandbox.naming import COMPETITORS
 
     env = {
         "DEMO_SF_PASSWORD": DEMO.salesforce.password,
@@ -166,7 +166,7 @@ def _show(ctx, server, report: CycleReport, first: CycleReport) -> None:
 
 
 def _names(ctx) -> dict[str, str]:
-    from connectors.records import AccountRecord
+    from healthsync.connectors.records import AccountRecord
 
     return {r.record_id: (AccountRecord.from_json(r.data).name or r.record_id)
             for r in ctx.store.iter_records(ctx.crm, "accounts")}
@@ -236,7 +236,7 @@ def _crm_tasks(server, ctx, names) -> None:
 
 
 def _owner_emails(ctx) -> dict[str, str]:
-    from connectors.records import UserRecord
+    from healthsync.connectors.records import UserRecord
 
     users = (UserRecord.from_json(r.data) for r in ctx.store.iter_records(ctx.crm, "users"))
     return {u.id: u.email for u in users if u.email}

@@ -14,11 +14,11 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.base import ConfigError, HealthsyncError
-from connectors.pacing import PacerRegistry
-from sync.commands.common import config_option, console, err_console, opened, short_error
-from sync.pull import SourceReport, pull_source
-from sync.runtime import build_sources
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.sync.commands.common import config_option, console, err_console, opened, short_error
+from healthsync.sync.pull import SourceReport, pull_source
+from healthsync.sync.runtime import build_sources
 
 SKIPPED_EXAMPLES_SHOWN = 5
 

@@ -11,11 +11,11 @@ from datetime import UTC, datetime
 
 import typer
 
-from connectors.base import ConfigError
-from sandbox.scenarios import PLANTED
+from healthsync.errors import ConfigError
+from healthsync.sync.commands.common import require_sandbox
 
 _CRM_HELP = "Which CRM the book is served as: salesforce or hubspot."
-_ACCOUNTS_HELP = f"Accounts in the synthetic book (the planted scenarios need at least {len(PLANTED)})."
+_ACCOUNTS_HELP = "Accounts in the synthetic book (at least one per planted scenario: see `sandbox scenarios`)."
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +27,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _checked(accounts: int, crm: str, time_scale: float = 1.0, ports: tuple[int, ...] = ()) -> str:
-    from sandbox.app import CRMS
-    from sandbox.portfolio import MIN_SIZE
+    require_sandbox()
+    from healthsync.sandbox.app import CRMS
+    from healthsync.sandbox.portfolio import MIN_SIZE
 
     crm = crm.strip().lower()
     if crm not in CRMS:
@@ -54,9 +55,9 @@ def serve(
     """Serve the emulators until SIGTERM or Ctrl-C; print one JSON line with the connection details."""
     import structlog
 
-    from sandbox.app import build_sandbox, connection_info
-
     crm = _checked(accounts, crm, time_scale, (port, tls_port))
+    from healthsync.sandbox.app import build_sandbox, connection_info
+
     log = structlog.get_logger("healthsync.sandbox")
     try:
         server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=time_scale, tls_port=tls_port,
@@ -88,10 +89,10 @@ def scenarios(
 ) -> None:
     """Print the planted-scenario manifest: for every playbook rule, the accounts that must fire it and the
     controls that must not (ids of both CRMs, and why)."""
-    from sandbox.portfolio import generate_portfolio
-    from sandbox.scenarios import scenario_manifest
-
     crm = _checked(accounts, crm)
+    from healthsync.sandbox.portfolio import generate_portfolio
+    from healthsync.sandbox.scenarios import scenario_manifest
+
     as_of = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     manifest = scenario_manifest(generate_portfolio(seed, accounts, as_of), crm=crm)
     if table:

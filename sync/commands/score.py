@@ -11,11 +11,11 @@ from rich.markup import escape
 from rich.padding import Padding
 from rich.table import Table
 
-from connectors.base import ConfigError
-from scoring.base import HealthResult, ScoredAccount
-from scoring.conditions import format_value
-from sync.commands.common import Snapshot, config_option, console, signed, snapshot, top_reasons
-from sync.pipeline import score_accounts
+from healthsync.errors import ConfigError
+from healthsync.scoring.base import HealthResult, ScoredAccount
+from healthsync.scoring.conditions import format_value
+from healthsync.sync.commands.common import Snapshot, config_option, console, signed, snapshot, top_reasons
+from healthsync.sync.pipeline import score_accounts
 
 HISTORY_SHOWN = 10
 

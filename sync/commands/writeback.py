@@ -12,14 +12,14 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from connectors.base import ConfigError, HealthsyncError
-from connectors.pacing import PacerRegistry
-from sync.commands.common import Snapshot, config_option, console, load_settings, snapshot
-from sync.pipeline import plan_writeback, score_accounts
-from sync.runtime import build_sources
-from writeback.apply import ApplyReport, apply_plan
-from writeback.base import Plan
-from writeback.setup import required_fields, run_setup
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.sync.commands.common import Snapshot, config_option, console, load_settings, snapshot
+from healthsync.sync.pipeline import plan_writeback, score_accounts
+from healthsync.sync.runtime import build_sources
+from healthsync.writeback.apply import ApplyReport, apply_plan
+from healthsync.writeback.base import Plan
+from healthsync.writeback.setup import required_fields, run_setup
 
 FIELD_ROWS_SHOWN = 25
 TASK_ROWS_SHOWN = 25

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sync.cli import main
-from sync.commands import common
+from healthsync.sync.cli import main
+from healthsync.sync.commands import common
 from tests.support.sandbox_env import SandboxEnv, sandbox_env
 
 WIDTH = 100

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from connectors.records import AccountRecord
+from healthsync.connectors.records import AccountRecord
 from tests.cli.conftest import (
     BOOK_SIZE,
     assert_fits,

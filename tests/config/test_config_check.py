@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import main
+from healthsync.sync.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "config" / "example.yaml"
@@ -171,7 +171,7 @@ def test_crm_block_must_match_kind_and_duplicates_are_caught(write_config, capsy
 
 
 def test_inline_health_model_problems_come_from_the_scoring_package(write_config, capsys, monkeypatch):
-    pytest.importorskip("scoring.model")
+    pytest.importorskip("healthsync.scoring.model")
     monkeypatch.setenv("HS_TOKEN", "pat-na1-abcdef")
     text = """\
     crm:
@@ -198,7 +198,7 @@ def test_inline_health_model_problems_come_from_the_scoring_package(write_config
 
 
 def test_health_model_file_problems_name_the_file_and_its_line(write_config, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("scoring.model")
+    pytest.importorskip("healthsync.scoring.model")
     monkeypatch.setenv("HS_TOKEN", "pat-na1-abcdef")
     (tmp_path / "model.yaml").write_text("name: mine\ncomponents:\n  - name: usage\n    weight: 100\n    measures: nope\n"
                                          "bands: []\n")
@@ -218,7 +218,7 @@ def test_health_model_file_problems_name_the_file_and_its_line(write_config, tmp
 
 
 def test_unknown_escalation_role_is_flagged(write_config, capsys, monkeypatch):
-    pytest.importorskip("scoring.playbook")
+    pytest.importorskip("healthsync.scoring.playbook")
     monkeypatch.setenv("HS_TOKEN", "pat-na1-abcdef")
     text = """\
     crm:
@@ -245,7 +245,7 @@ def test_config_from_environment_variable(write_config, capsys, monkeypatch):
 @pytest.mark.slow
 def test_python_dash_m_entry_never_tracebacks_on_bad_yaml(write_config):
     path = write_config("crm: {kind: salesforce\n")
-    done = subprocess.run([sys.executable, "-m", "sync.cli", "check", "--config", str(path)],
+    done = subprocess.run([sys.executable, "-m", "healthsync", "check", "--config", str(path)],
                           capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == 2
     assert "YAML syntax error" in done.stderr and "Traceback" not in done.stderr

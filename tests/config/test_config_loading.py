@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from config.catalog import resolve_preset_path
-from config.loader import collect_problems, load_config
-from config.secrets import registered_secrets
-from connectors.base import ConfigError
+from healthsync.config.catalog import resolve_preset_path
+from healthsync.config.loader import collect_problems, load_config
+from healthsync.config.secrets import registered_secrets
+from healthsync.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -177,7 +177,7 @@ def test_no_config_anywhere_says_how_to_give_one(tmp_path, monkeypatch):
 
 
 def test_default_and_daily_ops_resolve_to_each_other(tmp_path, monkeypatch):
-    import config.catalog as catalog
+    import healthsync.config.catalog as catalog
 
     (tmp_path / "daily-ops.yaml").write_text("name: daily-ops\n")
     (tmp_path / "playbook-default.yaml").write_text("name: default\nrules: []\n")
@@ -206,7 +206,7 @@ def test_health_model_from_a_file_path(write_config, tmp_path):
 
 
 def test_programmatic_settings_accept_secretstr():
-    from config.settings import Settings
+    from healthsync.config.settings import Settings
 
     settings = Settings(crm={"kind": "hubspot", "hubspot": {"auth": {"mode": "private_app",
                                                                    "access_token": SecretStr("pat-prog-1")}}})

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from config.loader import collect_problems, load_config
-from config.secrets import forget_all_secrets, register_secret, registered_secrets
+from healthsync.config.loader import collect_problems, load_config
+from healthsync.config.secrets import forget_all_secrets, register_secret, registered_secrets
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
 
@@ -73,7 +73,7 @@ def test_registry_keeps_url_encoded_forms_and_ignores_tiny_values():
 
 
 def test_env_values_survive_pickling_as_plain_strings():
-    from config.envrefs import interpolate_string
+    from healthsync.config.envrefs import interpolate_string
 
     value, problems = interpolate_string("${A}", {"A": "x-value"})
     assert problems == [] and value.whole and value.refs == ("A",)

@@ -13,16 +13,22 @@ from typing import Any
 import tenacity
 from pydantic import SecretStr
 
-from config.settings import DEFAULT_FIELD_MAPS, FieldMap, HubSpotOAuth, HubSpotPrivateAppAuth, Settings
-from connectors.base import Page
-from connectors.cursor import StreamState
-from connectors.hubspot import HubSpotClient, HubSpotSource, HubSpotWriter
-from connectors.pacing import Pacer, hubspot_pacing
-from connectors.retry import retry_policy
-from sandbox.core import SandboxClock, SandboxServer
-from sandbox.credentials import DEMO
-from sandbox.hubspot import HubSpotEmulator
-from sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
+from healthsync.config.settings import (
+    DEFAULT_FIELD_MAPS,
+    FieldMap,
+    HubSpotOAuth,
+    HubSpotPrivateAppAuth,
+    Settings,
+)
+from healthsync.connectors.base import Page
+from healthsync.connectors.cursor import StreamState
+from healthsync.connectors.hubspot import HubSpotClient, HubSpotSource, HubSpotWriter
+from healthsync.connectors.pacing import Pacer, hubspot_pacing
+from healthsync.connectors.retry import retry_policy
+from healthsync.sandbox.core import SandboxClock, SandboxServer
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.hubspot import HubSpotEmulator
+from healthsync.sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
 
 AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 CLOCK_START = AS_OF + timedelta(minutes=30)  # the emulator's "now" when a test starts

@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 
-from config.settings import Settings
-from connectors.cursor import StreamState
-from connectors.pacing import PacerRegistry
-from connectors.salesforce import SalesforceConnection, SalesforceSource, SalesforceWriter
-from sandbox.core import SandboxClock, SandboxServer
-from sandbox.credentials import DEMO
-from sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
-from sandbox.salesforce import SalesforceEmulator
-from sandbox.salesforce.ids import to18
+from healthsync.config.settings import Settings
+from healthsync.connectors.cursor import StreamState
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.salesforce import SalesforceConnection, SalesforceSource, SalesforceWriter
+from healthsync.sandbox.core import SandboxClock, SandboxServer
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
+from healthsync.sandbox.salesforce import SalesforceEmulator
+from healthsync.sandbox.salesforce.ids import to18
 
 CREDS = DEMO.salesforce
 AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)

@@ -7,16 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.base import (
-    AuthError,
+from healthsync.connectors.base import (
     CheckResult,
-    FatalError,
-    HealthsyncError,
     Page,
-    QuotaExhaustedError,
-    RateLimitedError,
-    RetryableError,
-    SkippableRecordError,
     Source,
     StreamSpec,
     classify_http,
@@ -24,8 +17,17 @@ from connectors.base import (
     parse_retry_after,
     redact,
 )
-from connectors.cursor import StreamState, advance
-from connectors.records import AccountRecord
+from healthsync.connectors.cursor import StreamState, advance
+from healthsync.connectors.records import AccountRecord
+from healthsync.errors import (
+    AuthError,
+    FatalError,
+    HealthsyncError,
+    QuotaExhaustedError,
+    RateLimitedError,
+    RetryableError,
+    SkippableRecordError,
+)
 
 SF_LIMIT = '[{"message":"ConcurrentPerOrgLongTxn Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]'
 SF_DAILY = '[{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}]'

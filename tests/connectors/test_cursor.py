@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connectors.base import FatalError
-from connectors.cursor import (
+from healthsync.connectors.cursor import (
     _MIGRATIONS,
     STATE_VERSION,
     ApiCursorPosition,
@@ -23,6 +22,7 @@ from connectors.cursor import (
     query_lower_bound,
     window_query_bounds,
 )
+from healthsync.errors import FatalError
 
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 OVERLAP = timedelta(minutes=10)
@@ -230,7 +230,7 @@ def test_older_versions_are_migrated_step_by_step(monkeypatch: pytest.MonkeyPatc
         migrated["overlap_seconds"] = data["overlap_minutes"] * 60
         return migrated
 
-    monkeypatch.setattr("connectors.cursor.STATE_VERSION", 2)
+    monkeypatch.setattr("healthsync.connectors.cursor.STATE_VERSION", 2)
     monkeypatch.setitem(_MIGRATIONS, 1, v1_to_v2)
     state = StreamState.from_json({"version": 1, "position": None, "overlap_minutes": 10})
     assert state.overlap_seconds == 600
@@ -238,7 +238,7 @@ def test_older_versions_are_migrated_step_by_step(monkeypatch: pytest.MonkeyPatc
 
 
 def test_a_gap_in_the_migration_chain_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("connectors.cursor.STATE_VERSION", 3)
+    monkeypatch.setattr("healthsync.connectors.cursor.STATE_VERSION", 3)
     monkeypatch.setitem(_MIGRATIONS, 1, lambda d: d)
     with pytest.raises(FatalError, match="version 2 cannot be migrated to 3"):
         StreamState.from_json({"version": 1, "position": None})

@@ -8,12 +8,12 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from config.settings import FieldMap
-from connectors.base import AuthError, ConfigError
-from connectors.cursor import KeysetPosition
-from connectors.hubspot import HubSpotClient, HubSpotSource
-from connectors.pacing import PacerRegistry
-from connectors.records import ActivityKind, Direction, MeetingOutcome, OpportunityKind, TaskStatus
+from healthsync.config.settings import FieldMap
+from healthsync.connectors.cursor import KeysetPosition
+from healthsync.connectors.hubspot import HubSpotClient, HubSpotSource
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.records import ActivityKind, Direction, MeetingOutcome, OpportunityKind, TaskStatus
+from healthsync.errors import AuthError, ConfigError
 
 from .hs_conn_fixtures import (
     ACCOUNTS,

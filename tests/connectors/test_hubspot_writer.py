@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from connectors.base import AuthError
-from connectors.hubspot import HubSpotWriter
-from connectors.pacing import PacerRegistry
-from connectors.writes import FieldSpec
+from healthsync.connectors.hubspot import HubSpotWriter
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.writes import FieldSpec
+from healthsync.errors import AuthError
 
 from .hs_conn_fixtures import (
     company_id,
@@ -217,7 +217,7 @@ def test_bad_token_raises_auth_error_naming_the_setting(server):
 
 
 def test_values_are_sent_as_hubspot_text():
-    from connectors.hubspot.writer import property_value
+    from healthsync.connectors.hubspot.writer import property_value
 
     assert [property_value(v) for v in (72.0, 72.5, True, None, "x", 3)] == ["72", "72.5", "true", "", "x", "3"]
     assert property_value(datetime.fromisoformat("2024-06-01T12:00:00+02:00")) == "2024-06-01T10:00:00+00:00"

@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 import requests
 
-from config.loader import load_config
-from connectors.base import AuthError, ConfigError, Page, Source
-from connectors.cursor import StreamState
-from connectors.mixpanel import DailyUsageAggregator, MixpanelSource, UsageRules, usage_window
-from connectors.pacing import PacerRegistry
-from connectors.records import UsageKeyKind
-from sandbox.credentials import DEMO
+from healthsync.config.loader import load_config
+from healthsync.connectors.base import Page, Source
+from healthsync.connectors.cursor import StreamState
+from healthsync.connectors.mixpanel import DailyUsageAggregator, MixpanelSource, UsageRules, usage_window
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.records import UsageKeyKind
+from healthsync.errors import AuthError, ConfigError
+from healthsync.sandbox.credentials import DEMO
 
 from . import zm_conn_fixtures as fx
 

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from connectors.base import QuotaExhaustedError
-from connectors.pacing import (
+from healthsync.connectors.pacing import (
     EXPORT,
     INCREMENTAL_EXPORT,
     SEARCH,
@@ -22,6 +21,7 @@ from connectors.pacing import (
     salesforce_pacing,
     zendesk_pacing,
 )
+from healthsync.errors import QuotaExhaustedError
 
 
 class FakeClock:

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connectors.base import SkippableRecordError
-from connectors.records import (
+from healthsync.connectors.records import (
     RECORD_TYPES,
     AccountRecord,
     ActivityKind,
@@ -37,6 +36,7 @@ from connectors.records import (
     ZendeskUserRecord,
     normalize_domain,
 )
+from healthsync.errors import SkippableRecordError
 
 T0 = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from connectors.base import AuthError, FatalError, QuotaExhaustedError, RateLimitedError, RetryableError
-from connectors.retry import BackoffWait, RetryEvent, retry_policy
+from healthsync.connectors.retry import BackoffWait, RetryEvent, retry_policy
+from healthsync.errors import AuthError, FatalError, QuotaExhaustedError, RateLimitedError, RetryableError
 
 
 class FakeSleep:

@@ -18,20 +18,20 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from connectors.base import (
+from healthsync.connectors.base import Source
+from healthsync.connectors.cursor import KeysetPosition
+from healthsync.connectors.pacing import PacerRegistry, salesforce_pacing
+from healthsync.connectors.records import ActivityKind, Direction, MeetingOutcome, OpportunityKind
+from healthsync.connectors.salesforce import SalesforceConnection, SalesforceSource
+from healthsync.connectors.salesforce.client import LocatorExpiredError, _translate, build_http
+from healthsync.errors import (
     AuthError,
     ConfigError,
     FatalError,
     QuotaExhaustedError,
     RateLimitedError,
     RetryableError,
-    Source,
 )
-from connectors.cursor import KeysetPosition
-from connectors.pacing import PacerRegistry, salesforce_pacing
-from connectors.records import ActivityKind, Direction, MeetingOutcome, OpportunityKind
-from connectors.salesforce import SalesforceConnection, SalesforceSource
-from connectors.salesforce.client import LocatorExpiredError, _translate, build_http
 
 from . import sf_conn_fixtures as fx
 
@@ -358,7 +358,7 @@ def test_sdk_errors_map_onto_our_tree(error, expected):
 
 
 def test_the_source_and_writer_honour_their_protocols(server, emu):
-    from writeback.base import CrmWriter, SchemaWriter
+    from healthsync.writeback.base import CrmWriter, SchemaWriter
 
     h = harness(server)
     assert isinstance(h.source, Source) and h.source.name == "salesforce"

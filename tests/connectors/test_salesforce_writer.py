@@ -9,10 +9,10 @@ from datetime import date
 import pytest
 import requests
 
-from connectors.base import ConfigError
-from connectors.records import TaskStatus
-from connectors.salesforce.client import SalesforceHttp
-from connectors.writes import FieldSpec
+from healthsync.connectors.records import TaskStatus
+from healthsync.connectors.salesforce.client import SalesforceHttp
+from healthsync.connectors.writes import FieldSpec
+from healthsync.errors import ConfigError
 
 from . import sf_conn_fixtures as fx
 

@@ -11,12 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from config.loader import load_config
-from connectors.base import AuthError, FatalError, Page, RetryableError, Source
-from connectors.cursor import ApiCursorPosition, StreamState
-from connectors.pacing import PacerRegistry
-from connectors.records import TicketRecord, TicketStatus
-from connectors.zendesk import ZendeskSource
+from healthsync.config.loader import load_config
+from healthsync.connectors.base import Page, Source
+from healthsync.connectors.cursor import ApiCursorPosition, StreamState
+from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.records import TicketRecord, TicketStatus
+from healthsync.connectors.zendesk import ZendeskSource
+from healthsync.errors import AuthError, FatalError, RetryableError
 
 from . import zm_conn_fixtures as fx
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from connectors.pacing import (
+from healthsync.connectors.pacing import (
     EXPORT,
     INCREMENTAL_EXPORT,
     QUERY,
@@ -17,11 +17,11 @@ from connectors.pacing import (
     PacerConfig,
     RateLimit,
 )
-from connectors.retry import retry_policy
-from sandbox.core import SandboxClock, SandboxServer
-from sandbox.credentials import DEMO
-from sandbox.mixpanel import MixpanelEmulator
-from sandbox.model import (
+from healthsync.connectors.retry import retry_policy
+from healthsync.sandbox.core import SandboxClock, SandboxServer
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.mixpanel import MixpanelEmulator
+from healthsync.sandbox.model import (
     Account,
     MixpanelProfile,
     Portfolio,
@@ -30,7 +30,7 @@ from sandbox.model import (
     ZendeskOrg,
     ZendeskUser,
 )
-from sandbox.zendesk import ZendeskEmulator
+from healthsync.sandbox.zendesk import ZendeskEmulator
 
 AS_OF = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TICKET_COUNT = 23

@@ -11,9 +11,9 @@ import threading
 import time
 from datetime import datetime
 
-import sync.daemon
-import sync.pipeline
-from sync.daemon import CycleOutcome, SourceOutcome
+import healthsync.sync.daemon
+import healthsync.sync.pipeline
+from healthsync.sync.daemon import CycleOutcome, SourceOutcome
 
 
 def build_cycle(settings, store):
@@ -30,9 +30,9 @@ def build_cycle(settings, store):
 
 
 def main() -> int:
-    sync.daemon.DEFAULT_STOP_GRACE_S = 1.0
-    sync.pipeline.build_cycle = build_cycle  # the command imports it at run time, so the fake is what it finds
-    from sync.cli import main as cli_main
+    healthsync.sync.daemon.DEFAULT_STOP_GRACE_S = 1.0
+    healthsync.sync.pipeline.build_cycle = build_cycle  # the command imports it at run time, so the fake is what it finds
+    from healthsync.sync.cli import main as cli_main
 
     return cli_main(sys.argv[2:])
 

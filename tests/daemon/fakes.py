@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sync.daemon import CycleOutcome, SourceOutcome
+from healthsync.sync.daemon import CycleOutcome, SourceOutcome
 
 
 def outcome(status: str = "ok", *, full: bool = False, as_of: datetime, **kwargs: object) -> CycleOutcome:

@@ -11,8 +11,8 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from sync.daemon import CycleOutcome, Daemon, Schedule, SourceOutcome
-from sync.logs import configure_logging
+from healthsync.sync.daemon import CycleOutcome, Daemon, Schedule, SourceOutcome
+from healthsync.sync.logs import configure_logging
 
 
 def say(line: str) -> None:

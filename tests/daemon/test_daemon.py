@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import structlog
 
-from connectors.base import AuthError
-from sync.daemon import EXIT_FAILED, EXIT_OK, CycleOutcome, Daemon, Schedule, SourceOutcome
-from sync.lock import LockLostError
+from healthsync.errors import AuthError
+from healthsync.sync.daemon import EXIT_FAILED, EXIT_OK, CycleOutcome, Daemon, Schedule, SourceOutcome
+from healthsync.sync.lock import LockLostError
 
 from .fakes import RecordingCycle, outcome
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.lock import (
+from healthsync.sync.lock import (
     AlreadyRunningError,
     FileLock,
     LockLostError,
@@ -26,7 +26,7 @@ from sync.lock import (
 
 HOLDER_SCRIPT = """
 import sys, time
-from sync.lock import acquire_store_lock
+from healthsync.sync.lock import acquire_store_lock
 lock = acquire_store_lock(sys.argv[1])
 print("locked", flush=True)
 time.sleep(60)

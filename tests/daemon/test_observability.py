@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connectors.base import ConfigError, FatalError
-from sync.daemon import SourceOutcome
-from sync.observability import Observability, check_loopback
-from sync.store import Store
+from healthsync.errors import ConfigError, FatalError
+from healthsync.sync.daemon import SourceOutcome
+from healthsync.sync.observability import Observability, check_loopback
+from healthsync.sync.store import Store
 
 from .fakes import outcome
 

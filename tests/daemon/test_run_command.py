@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import main
-from sync.daemon import CycleOutcome, SourceOutcome
-from sync.lock import acquire_store_lock
-from sync.store import Store
+from healthsync.sync.cli import main
+from healthsync.sync.daemon import CycleOutcome, SourceOutcome
+from healthsync.sync.lock import acquire_store_lock
+from healthsync.sync.store import Store
 
 SCRIPT = Path(__file__).with_name("fake_pipeline_run.py")
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
@@ -70,7 +70,7 @@ class FakePipeline:
 @pytest.fixture
 def pipeline(monkeypatch: pytest.MonkeyPatch) -> FakePipeline:
     fake = FakePipeline()
-    monkeypatch.setitem(sys.modules, "sync.pipeline", types.SimpleNamespace(build_cycle=fake.build_cycle))
+    monkeypatch.setitem(sys.modules, "healthsync.sync.pipeline", types.SimpleNamespace(build_cycle=fake.build_cycle))
     return fake
 
 
@@ -128,7 +128,7 @@ def test_a_second_run_on_the_same_store_exits_1_naming_the_holder(
 def test_missing_pipeline_is_a_clear_runtime_error(
     config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "sync.pipeline", None)  # makes `import sync.pipeline` fail as if absent
+    monkeypatch.setitem(sys.modules, "healthsync.sync.pipeline", None)  # makes `import sync.pipeline` fail as if absent
     code, err = run(capsys, "--config", str(config), "--once")
     assert code == 1 and "the cycle pipeline is not built yet" in err and "Traceback" not in err
 

@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from config.settings import ScheduleSettings
-from sync.daemon import Schedule, crontab_trigger
+from healthsync.config.settings import ScheduleSettings
+from healthsync.sync.daemon import Schedule, crontab_trigger
 
 UTC = ZoneInfo("UTC")
 # 2024-01-01 is a Monday.

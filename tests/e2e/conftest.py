@@ -73,7 +73,7 @@ def healthsync_command(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("healthsync")
     if script.exists():
         return [str(script), *args]
-    return [sys.executable, "-c", "import sys; from sync.cli import main; sys.exit(main())", *args]
+    return [sys.executable, "-m", "healthsync", *args]
 
 
 def run_python(script: Path, *args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:

@@ -18,11 +18,11 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-from config.loader import load_config
-from sync.logs import configure_logging
-from sync.pipeline import run_cycle
-from sync.runtime import build_context
-from sync.store import Store
+from healthsync.config.loader import load_config
+from healthsync.sync.logs import configure_logging
+from healthsync.sync.pipeline import run_cycle
+from healthsync.sync.runtime import build_context
+from healthsync.sync.store import Store
 
 
 def die(spec: str) -> None:

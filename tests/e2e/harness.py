@@ -16,12 +16,12 @@ from pathlib import Path
 
 import yaml
 
-from config.loader import load_config
-from sandbox.app import build_sandbox
-from sync.commands.demo import demo_config
-from sync.pipeline import CycleReport, run_cycle
-from sync.runtime import build_context
-from sync.store import Store
+from healthsync.config.loader import load_config
+from healthsync.sandbox.app import build_sandbox
+from healthsync.sync.commands.demo import demo_config
+from healthsync.sync.pipeline import CycleReport, run_cycle
+from healthsync.sync.runtime import build_context
+from healthsync.sync.store import Store
 from tests.support.sandbox_env import SandboxEnv
 
 # The book of every pinned sandbox in this session; cycles run a few minutes after it, well before the

@@ -17,8 +17,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
-from sync.commands.demo import demo_config
-from sync.store import Store
+from healthsync.sync.commands.demo import demo_config
+from healthsync.sync.store import Store
 from tests.e2e.conftest import ROOT, healthsync_command, subprocess_env
 
 pytestmark = pytest.mark.slow

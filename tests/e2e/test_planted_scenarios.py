@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS, scenario_manifest
+from healthsync.sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS, scenario_manifest
+from healthsync.writeback.plan import desired_fields, same_value
 from tests.e2e.crm import account_fields, account_owner_id, duplicated_keys, our_tasks, user_id_by_email
 from tests.support.sandbox_env import sandbox_env
-from writeback.plan import desired_fields, same_value
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from sync.gather import gather_facts
-from sync.pipeline import score_accounts
+from healthsync.sync.gather import gather_facts
+from healthsync.sync.pipeline import score_accounts
 from tests.e2e.conftest import BOOK_SIZE
 from tests.e2e.harness import pinned_env
 

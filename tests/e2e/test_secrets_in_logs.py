@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.app import build_sandbox
-from sandbox.credentials import DEMO
-from sync.commands.demo import demo_config
+from healthsync.sandbox.app import build_sandbox
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sync.commands.demo import demo_config
 from tests.e2e.conftest import ROOT, healthsync_command, subprocess_env
 
 pytestmark = pytest.mark.slow

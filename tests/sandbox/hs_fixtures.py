@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
+from healthsync.sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
 
 AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 OWNERS = [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
-from sandbox.salesforce.ids import to18
+from healthsync.sandbox.model import Account, Activity, Contact, Opportunity, Owner, Portfolio
+from healthsync.sandbox.salesforce.ids import to18
 
 AS_OF = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 BASE = datetime(2024, 5, 1, 0, 0, tzinfo=UTC)

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from sandbox.app import build_sandbox, connection_info
-from sandbox.changes import simulate_week
-from sandbox.credentials import DEMO
-from sandbox.portfolio import MIN_SIZE
+from healthsync.sandbox.app import build_sandbox, connection_info
+from healthsync.sandbox.changes import simulate_week
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.portfolio import MIN_SIZE
 
 AS_OF = datetime(2025, 6, 4, 10, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +117,7 @@ def test_a_simulated_week_changes_the_emulators_and_moves_the_clock(crm):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "sync.cli", "--log-format", "json", "sandbox", *args]
+    return [sys.executable, "-m", "healthsync", "--log-format", "json", "sandbox", *args]
 
 
 def _env() -> dict:

@@ -4,7 +4,7 @@ import pytest
 import requests
 from werkzeug.routing import Map, Rule
 
-from sandbox.core import Emulator, SandboxServer, SlidingWindowLimit, json_response
+from healthsync.sandbox.core import Emulator, SandboxServer, SlidingWindowLimit, json_response
 
 
 class EchoEmulator(Emulator):

@@ -29,10 +29,10 @@ from hubspot.crm.objects.tasks import PublicAssociationsForObject, PublicObjectI
 from hubspot.crm.objects.tasks import SimplePublicObjectInputForCreate as TaskCreate
 from hubspot.crm.properties import PropertyCreate, PropertyGroupCreate
 
-from sandbox.core import SandboxServer
-from sandbox.credentials import DEMO
-from sandbox.hubspot import HubSpotEmulator
-from sandbox.hubspot.schema import parse_datetime_ms
+from healthsync.sandbox.core import SandboxServer
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.hubspot import HubSpotEmulator
+from healthsync.sandbox.hubspot.schema import parse_datetime_ms
 
 from .hs_fixtures import AS_OF, company_id, small_portfolio
 

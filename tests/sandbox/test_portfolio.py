@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES
-from sandbox.naming import COMPETITORS, FREE_MAIL_DOMAINS, sf_checksum
-from sandbox.portfolio import MIN_SIZE, generate_portfolio
-from sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS, scenario_manifest
+from healthsync.sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES
+from healthsync.sandbox.naming import COMPETITORS, FREE_MAIL_DOMAINS, sf_checksum
+from healthsync.sandbox.portfolio import MIN_SIZE, generate_portfolio
+from healthsync.sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS, scenario_manifest
 
 AS_OF = datetime(2025, 6, 4, 10, tzinfo=UTC)  # a Wednesday
 CANONICAL_RULES = (

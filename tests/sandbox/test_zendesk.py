@@ -16,9 +16,9 @@ from zenpy import Zenpy
 from zenpy.lib.api import BaseApi
 from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, RecordNotFoundException
 
-from sandbox.core import SandboxClock, SandboxServer
-from sandbox.credentials import DEMO
-from sandbox.zendesk import ZendeskEmulator, decode_cursor, encode_cursor
+from healthsync.sandbox.core import SandboxClock, SandboxServer
+from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.zendesk import ZendeskEmulator, decode_cursor, encode_cursor
 
 from . import zm_fixtures as fx
 
@@ -322,7 +322,7 @@ def test_update_ticket_helper_validates_and_records_metrics(server):
 
 
 def test_serves_a_generated_portfolio_end_to_end():
-    portfolio_module = pytest.importorskip("sandbox.portfolio")
+    portfolio_module = pytest.importorskip("healthsync.sandbox.portfolio")
     portfolio = portfolio_module.generate_portfolio(seed=5, size=portfolio_module.MIN_SIZE, as_of=AS_OF)
     with SandboxServer([ZendeskEmulator], clock=SandboxClock(start=AS_OF), time_scale=600) as srv:
         srv.emulator("zendesk").load(portfolio, crm="hubspot")

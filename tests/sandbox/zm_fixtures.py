@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-from sandbox.model import (
+from healthsync.sandbox.model import (
     Account,
     MixpanelProfile,
     Portfolio,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from scoring import Account, AccountFacts, UsageDay, load_model, load_playbook
-from scoring.base import HistoryFacts
-from scoring.playbook import RuleContext
+from healthsync.scoring import Account, AccountFacts, UsageDay, load_model, load_playbook
+from healthsync.scoring.base import HistoryFacts
+from healthsync.scoring.playbook import RuleContext
 
 AS_OF = datetime(2025, 6, 2, 9, 0, tzinfo=UTC)
 TODAY = AS_OF.date()
@@ -83,7 +83,7 @@ def rule_context(values: dict | None = None, *, score: int = 80, band: str = "he
 
 def random_facts(rng, n: int) -> list[AccountFacts]:
     """A small varied portfolio for property tests (deterministic for a given `rng`)."""
-    from scoring import Activity, Contact, NpsResponse, Opportunity, Ticket
+    from healthsync.scoring import Activity, Contact, NpsResponse, Opportunity, Ticket
 
     portfolio = []
     for i in range(n):

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from scoring.base import HistoryFacts
+from healthsync.scoring.base import HistoryFacts
 
 from .scoring_factories import AS_OF, account, default_playbook, rule_context
 

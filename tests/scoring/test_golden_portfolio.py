@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scoring import (
+from healthsync.scoring import (
     AccountFacts,
     Activity,
     Contact,
@@ -32,7 +32,7 @@ from scoring import (
     load_playbook,
     score_portfolio,
 )
-from scoring.signals import SignalCalculator
+from healthsync.scoring.signals import SignalCalculator
 from tests.scoring.scoring_factories import AS_OF, PRESET_NAMES, day, days_ago, random_facts
 
 ACCOUNTS = 160

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from scoring import ModelError, load_model
-from scoring.measures import percentile_rank
-from scoring.model import Populations
+from healthsync.scoring import ModelError, load_model
+from healthsync.scoring.measures import percentile_rank
+from healthsync.scoring.model import Populations
 
 from .scoring_factories import preset_dict
 
@@ -104,8 +104,8 @@ def test_values_above_100_are_clamped_per_component_and_said_so():
     usage = core.component_rows[0]
     assert usage[1] == 100.0 and usage[3] == pytest.approx(105.0) and usage[4] is True
     assert core.score == 100
-    from scoring.base import HistoryFacts
-    from scoring.explain import explain
+    from healthsync.scoring.base import HistoryFacts
+    from healthsync.scoring.explain import explain
     assert "Clamped: usage 105.0->100" in explain(core, HistoryFacts(), None)
 
 
@@ -172,7 +172,7 @@ def test_presets_are_not_mutated_by_loading():
 
 
 def test_percentiles_within_segment_use_only_that_segments_accounts():
-    from scoring.base import Signals
+    from healthsync.scoring.base import Signals
 
     data = tiny_model()
     data["components"][1]["measures"][0] = {

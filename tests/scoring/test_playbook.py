@@ -6,9 +6,9 @@ from datetime import date, timedelta
 
 import pytest
 
-from scoring import ModelError, load_playbook
-from scoring.base import HistoryFacts
-from scoring.playbook import parse_duration, window_key
+from healthsync.scoring import ModelError, load_playbook
+from healthsync.scoring.base import HistoryFacts
+from healthsync.scoring.playbook import parse_duration, window_key
 
 from .scoring_factories import AS_OF, account, rule_context
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from scoring import Activity, Contact, PastResult, Ticket, backfill_history, score_portfolio
-from scoring.explain import fit
+from healthsync.scoring import Activity, Contact, PastResult, Ticket, backfill_history, score_portfolio
+from healthsync.scoring.explain import fit
 
 from .scoring_factories import AS_OF, account, day, days_ago, default_playbook, facts, preset, usage_rows
 
@@ -58,7 +58,7 @@ def test_champion_departure_and_competitor_reach_rules_and_active_signals():
     base = active_account()
     model = dict(preset("default").source)
     model["signals"] = dict(model["signals"], competitor_words=["Gainsight"])
-    from scoring import load_model
+    from healthsync.scoring import load_model
     competitor_model = load_model(model)
     troubled = facts(
         base.account,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from scoring.base import HistoryFacts, Signals
-from scoring.explain import explain
-from scoring.model import Populations
+from healthsync.scoring.base import HistoryFacts, Signals
+from healthsync.scoring.explain import explain
+from healthsync.scoring.model import Populations
 
 from .scoring_factories import PRESET_NAMES, preset, preset_dict
 

@@ -7,9 +7,9 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scoring import load_model, score_portfolio
-from scoring.model import Populations
-from scoring.signals import BOOLEAN_SIGNALS
+from healthsync.scoring import load_model, score_portfolio
+from healthsync.scoring.model import Populations
+from healthsync.scoring.signals import BOOLEAN_SIGNALS
 
 from .scoring_factories import AS_OF, PRESET_NAMES, default_playbook, preset, random_facts
 

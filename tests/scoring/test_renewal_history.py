@@ -6,9 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-from scoring import PastResult
-from scoring.history import summarise_history
-from scoring.renewal import DEFAULT_SEGMENTS, RenewalWindows, renewal_stage, segment_for
+from healthsync.scoring import PastResult
+from healthsync.scoring.history import summarise_history
+from healthsync.scoring.renewal import DEFAULT_SEGMENTS, RenewalWindows, renewal_stage, segment_for
 
 from .scoring_factories import AS_OF, preset
 

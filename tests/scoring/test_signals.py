@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from scoring import Activity, Contact, NpsResponse, Opportunity, Ticket, UsageDay
-from scoring.signals import SIGNALS, SignalCalculator, SignalConfig, compute_signals
+from healthsync.scoring import Activity, Contact, NpsResponse, Opportunity, Ticket, UsageDay
+from healthsync.scoring.signals import SIGNALS, SignalCalculator, SignalConfig, compute_signals
 
 from .scoring_factories import AS_OF, account, day, days_ago, facts, usage_rows
 

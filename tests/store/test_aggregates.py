@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from sync.store import IdentityLink, ScoreRow, Store, UsageDay
+from healthsync.sync.store import IdentityLink, ScoreRow, Store, UsageDay
 
 NOW = datetime(2024, 6, 10, 6, 0, tzinfo=UTC)
 D1, D2, D3 = date(2024, 6, 1), date(2024, 6, 2), date(2024, 6, 3)
@@ -102,7 +102,7 @@ def test_invalid_identity_links_are_refused(store: Store, link: IdentityLink) ->
 
 
 def test_the_database_itself_refuses_unknown_identity_statuses(store: Store) -> None:
-    from sync.store_schema import identity_links
+    from healthsync.sync.store_schema import identity_links
 
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
         conn.execute(

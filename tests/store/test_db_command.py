@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sync.cli import main
-from sync.store import Store, head_revision
+from healthsync.sync.cli import main
+from healthsync.sync.store import Store, head_revision
 
 HEAD = head_revision()
 

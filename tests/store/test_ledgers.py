@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from sync.store import Store, credentials_fingerprint
-from sync.store_schema import task_ledger
-from writeback.apply import apply_plan
-from writeback.base import FieldUpdate, Ledger, Plan, RuleTaskState, TaskUpsert, WriteResult
+from healthsync.sync.store import Store, credentials_fingerprint
+from healthsync.sync.store_schema import task_ledger
+from healthsync.writeback.apply import apply_plan
+from healthsync.writeback.base import FieldUpdate, Ledger, Plan, RuleTaskState, TaskUpsert, WriteResult
 
 NOW = datetime(2024, 7, 1, 8, 0, tzinfo=UTC)
 LATER = NOW + timedelta(minutes=5)

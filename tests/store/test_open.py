@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from connectors.base import ConfigError, FatalError
-from sync import store_schema
-from sync.store import RecordRow, Store, StoreUnavailableError, current_revision, head_revision
-from sync.store_engine import create_store_engine, normalise_url, upgrade_to_head
+from healthsync.errors import ConfigError, FatalError
+from healthsync.sync import store_schema
+from healthsync.sync.store import RecordRow, Store, StoreUnavailableError, current_revision, head_revision
+from healthsync.sync.store_engine import create_store_engine, normalise_url, upgrade_to_head
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TABLES = {

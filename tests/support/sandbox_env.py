@@ -11,15 +11,15 @@ from pathlib import Path
 
 import yaml
 
-from config.loader import load_config
-from config.settings import Settings
-from sandbox.app import build_sandbox
-from sandbox.core import SandboxServer
-from sync.commands.demo import demo_config
-from sync.pipeline import CycleContext, CycleReport, run_cycle
-from sync.runtime import build_context
-from sync.store import Store
-from writeback.setup import required_fields, run_setup
+from healthsync.config.loader import load_config
+from healthsync.config.settings import Settings
+from healthsync.sandbox.app import build_sandbox
+from healthsync.sandbox.core import SandboxServer
+from healthsync.sync.commands.demo import demo_config
+from healthsync.sync.pipeline import CycleContext, CycleReport, run_cycle
+from healthsync.sync.runtime import build_context
+from healthsync.sync.store import Store
+from healthsync.writeback.setup import required_fields, run_setup
 
 
 @dataclass

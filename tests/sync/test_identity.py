@@ -1,6 +1,12 @@
 """Identity resolution: configured order, ambiguity and unmatched keys are reported, never guessed."""
 
-from sync.identity import AccountIndex, AccountKey, resolve_usage_key, resolve_zendesk_org, summarise
+from healthsync.sync.identity import (
+    AccountIndex,
+    AccountKey,
+    resolve_usage_key,
+    resolve_zendesk_org,
+    summarise,
+)
 
 INDEX = AccountIndex([
     AccountKey("001AAA", "acme.com"),

@@ -5,11 +5,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from connectors.base import AuthError, Page, QuotaExhaustedError, StreamSpec
-from connectors.cursor import KeysetPosition, StreamState
-from connectors.records import AccountRecord, DailyUsageRecord, SkippedRecord
-from sync.pull import pull_source
-from sync.store import Store
+from healthsync.connectors.base import Page, StreamSpec
+from healthsync.connectors.cursor import KeysetPosition, StreamState
+from healthsync.connectors.records import AccountRecord, DailyUsageRecord, SkippedRecord
+from healthsync.errors import AuthError, QuotaExhaustedError
+from healthsync.sync.pull import pull_source
+from healthsync.sync.store import Store
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 

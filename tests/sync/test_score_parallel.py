@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-import sync.score_parallel as parallel
-from scoring import load_model, score_portfolio
-from sync.score_parallel import can_fork, score_portfolio_parallel
+import healthsync.sync.score_parallel as parallel
+from healthsync.scoring import load_model, score_portfolio
+from healthsync.sync.score_parallel import can_fork, score_portfolio_parallel
 from tests.scoring.scoring_factories import AS_OF, default_playbook, preset_dict, random_facts
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="the parallel path forks (Linux only)")

@@ -4,8 +4,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from writeback.apply import apply_plan
-from writeback.base import CrmTaskState, FieldUpdate, Plan, TaskUpsert, WriteResult
+from healthsync.writeback.apply import apply_plan
+from healthsync.writeback.base import CrmTaskState, FieldUpdate, Plan, TaskUpsert, WriteResult
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -2,9 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from scoring.base import HealthResult, Intent, OwnerSpec
-from writeback.base import RuleTaskState, TaskEntry
-from writeback.plan import PlanInputs, WritebackPolicy, build_plan, same_value
+from healthsync.scoring.base import HealthResult, Intent, OwnerSpec
+from healthsync.writeback.base import RuleTaskState, TaskEntry
+from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan, same_value
 
 AS_OF = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 POLICY = WritebackPolicy(

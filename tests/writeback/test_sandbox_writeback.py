@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from scoring.base import HealthResult
-from sync.store import Store
+from healthsync.scoring.base import HealthResult
+from healthsync.sync.store import Store
+from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan, desired_fields, same_value
 from tests.support.sandbox_env import SandboxEnv, sandbox_env
-from writeback.plan import PlanInputs, WritebackPolicy, build_plan, desired_fields, same_value
 
 CRMS = ("salesforce", "hubspot")
 ACCOUNTS = 60
