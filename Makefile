@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml sandbox/pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python 3.11 or run 'make PYTHON=python3 ...'"; exit 2; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(LOCK) -e ./sandbox -e '.[dev]'
+	@# setuptools says an editable install of a mapped layout uses an import finder; that is the design here.
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -c $(LOCK) -e ./sandbox -e '.[dev]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
