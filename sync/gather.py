@@ -29,7 +29,7 @@ from healthsync.sync.identity import (
     summarise,
 )
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import IdentityLink
+from healthsync.sync.store.rows import IdentityLink
 
 # The store names methods by what was compared; both Mixpanel group-key flavours are "group_key" there.
 _STORED_METHOD = {"group_crm_id": "group_key", "group_domain": "group_key"}

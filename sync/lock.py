@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from healthsync.errors import FatalError, HealthsyncError
 from healthsync.sync.logs import redact_text
-from healthsync.sync.store_engine import normalise_url, redact
+from healthsync.sync.store.engine import normalise_url, redact
 
 _KEY_NAMESPACE = b"healthsync\x00store-lock\x00"
 _APPLICATION_NAME_MAX = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1 bytes

@@ -27,7 +27,7 @@ from healthsync.sync.facts import FactsConfig
 from healthsync.sync.gather import gather_facts
 from healthsync.sync.pull import SourceReport, pull_source
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import ScoreRow
+from healthsync.sync.store.rows import ScoreRow
 from healthsync.writeback.apply import ApplyReport, BatchHook, apply_plan
 from healthsync.writeback.base import CrmWriter, Plan
 from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan

@@ -18,7 +18,7 @@ from healthsync.connectors.base import Page, Source
 from healthsync.connectors.cursor import StreamState
 from healthsync.errors import AuthError, HealthsyncError, QuotaExhaustedError, RetryableError
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import RecordRow
+from healthsync.sync.store.rows import RecordRow
 
 # Called after each committed page with (source, stream, records so far); the CLI draws progress from it.
 ProgressFn = Callable[[str, str, int], None]

@@ -8,7 +8,7 @@ import typer
 from sqlalchemy.engine import URL
 
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync.store_engine import (
+from healthsync.sync.store.engine import (
     create_store_engine,
     current_revision,
     head_revision,

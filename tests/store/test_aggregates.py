@@ -102,7 +102,7 @@ def test_invalid_identity_links_are_refused(store: Store, link: IdentityLink) ->
 
 
 def test_the_database_itself_refuses_unknown_identity_statuses(store: Store) -> None:
-    from healthsync.sync.store_schema import identity_links
+    from healthsync.sync.store.schema import identity_links
 
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
         conn.execute(

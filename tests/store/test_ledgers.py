@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from healthsync.sync.store import Store, credentials_fingerprint
-from healthsync.sync.store_schema import task_ledger
+from healthsync.sync.store.schema import task_ledger
 from healthsync.writeback.apply import apply_plan
 from healthsync.writeback.base import FieldUpdate, Ledger, Plan, RuleTaskState, TaskUpsert, WriteResult
 

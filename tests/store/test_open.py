@@ -11,9 +11,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync import store_schema
 from healthsync.sync.store import RecordRow, Store, StoreUnavailableError, current_revision, head_revision
-from healthsync.sync.store_engine import create_store_engine, normalise_url, upgrade_to_head
+from healthsync.sync.store import schema as store_schema
+from healthsync.sync.store.engine import create_store_engine, normalise_url, upgrade_to_head
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TABLES = {

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from healthsync.sync import store as store_module
 from healthsync.sync.store import RecordRow, StateConflictError, Store
+from healthsync.sync.store import records as store_module
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

@@ -57,9 +57,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from healthsync.errors import FatalError
-from healthsync.sync import store_schema as t
-from healthsync.sync.store_aggregates import AggregateOps
-from healthsync.sync.store_engine import (
+from healthsync.sync.store import schema as t
+from healthsync.sync.store.aggregates import AggregateOps
+from healthsync.sync.store.base import chunks
+from healthsync.sync.store.engine import (
     StoreUnavailableError,
     create_store_engine,
     current_revision,
@@ -70,9 +71,8 @@ from healthsync.sync.store_engine import (
     upgrade_to_head,
     write_connection,
 )
-from healthsync.sync.store_ledgers import LedgerOps
-from healthsync.sync.store_ops import chunks
-from healthsync.sync.store_rows import (
+from healthsync.sync.store.ledger import LedgerOps
+from healthsync.sync.store.rows import (
     IdentityLink,
     LedgerEntry,
     RecordRow,

@@ -12,10 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from healthsync.sync import store_schema as t
-from healthsync.sync.store_engine import dialect_insert
-from healthsync.sync.store_ops import StoreOps, chunks, clip
-from healthsync.sync.store_rows import LedgerEntry, RunRow, SourceStatus, TaskRow, WriteStatusRow
+from healthsync.sync.store import schema as t
+from healthsync.sync.store.base import StoreOps, chunks, clip
+from healthsync.sync.store.engine import dialect_insert
+from healthsync.sync.store.rows import LedgerEntry, RunRow, SourceStatus, TaskRow, WriteStatusRow
 from healthsync.writeback.base import FieldUpdate, FieldValue, RuleTaskState, TaskEntry, TaskUpsert
 
 ACCOUNT_OBJECT = "account"  # writeback only writes account fields today; the ledger keys by object anyway

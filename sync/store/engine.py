@@ -21,7 +21,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from healthsync.errors import ConfigError, FatalError, RetryableError
-from healthsync.sync.store_json import dumps_json
+from healthsync.sync.store.columns import dumps_json
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000

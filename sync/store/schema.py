@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 
-from healthsync.sync.store_json import dumps_json
+from healthsync.sync.store.columns import dumps_json
 
 # Named constraints so Alembic can alter them later (SQLite batch mode needs names).
 NAMING_CONVENTION = {

@@ -8,10 +8,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from healthsync.sync import store_schema as t
-from healthsync.sync.store_engine import dialect_insert
-from healthsync.sync.store_ops import StoreOps
-from healthsync.sync.store_rows import IdentityLink, ScoreRow, UsageDay
+from healthsync.sync.store import schema as t
+from healthsync.sync.store.base import StoreOps
+from healthsync.sync.store.engine import dialect_insert
+from healthsync.sync.store.rows import IdentityLink, ScoreRow, UsageDay
 
 
 class AggregateOps(StoreOps):
