@@ -39,7 +39,7 @@ def identity(
     current right after `healthsync pull`.
     """
     with snapshot(config, None) as snap:
-        links = snap.store.identity_links()
+        links = snap.store.aggregates.identity_links()
         org_names = _org_names(snap)
         account_names = snap.names
     counts: dict[str, Counter] = {}

@@ -1,41 +1,37 @@
-"""Store operations for derived data: per-account daily usage, identity links and score history."""
+"""Data derived per account from pulled records: daily product usage and how external keys map to CRM accounts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
 
 import sqlalchemy as sa
 
 from healthsync.sync.store import schema as t
-from healthsync.sync.store.base import StoreOps
+from healthsync.sync.store.base import Repository
 from healthsync.sync.store.engine import dialect_insert
-from healthsync.sync.store.rows import IdentityLink, ScoreRow, UsageDay
+from healthsync.sync.store.mapper import RowMapper
+from healthsync.sync.store.rows import IdentityLink, UsageDay
+
+_USAGE = RowMapper(UsageDay, t.usage_daily)
+_LINKS = RowMapper(IdentityLink, t.identity_links)
+_USAGE_KEY = ("source", "account_key", "day")
+_LINK_KEY = ("source", "external_key")
 
 
-class AggregateOps(StoreOps):
-    """Mixed into Store."""
+class AggregateRepository(Repository):
+    """Usage days keyed (source, account_key, day) and identity links keyed (source, external_key)."""
 
     # ---- usage -----------------------------------------------------------------------------
 
     def upsert_usage_days(self, source: str, days: Sequence[UsageDay], *, now: datetime) -> int:
         """Insert or replace whole (account_key, day) rows: a re-aggregated day replaces the old one."""
-        values = list({(d.account_key, d.day): _usage_values(source, d, now) for d in days}.values())
+        latest = {(d.account_key, d.day): d for d in days}  # a day twice in one call: the last one wins
+        values = [_USAGE.to_row(d, source=source, updated_at=now) for d in latest.values()]
         if not values:
             return 0
-        with self._write() as conn:
-            stmt = dialect_insert(conn, t.usage_daily)
-            replaced = {
-                name: stmt.excluded[name]
-                for name in values[0]
-                if name not in ("source", "account_key", "day")
-            }
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[t.usage_daily.c.source, t.usage_daily.c.account_key, t.usage_daily.c.day],
-                set_=replaced,
-            )
-            conn.execute(stmt, values)
+        with self._db.write() as conn:
+            _upsert_replacing(conn, t.usage_daily, _USAGE_KEY, values)
         return len(values)
 
     def replace_usage_window(
@@ -51,10 +47,11 @@ class AggregateOps(StoreOps):
         if outside:
             raise ValueError(f"usage days {outside[0]}.. fall outside the window {first_day}..{last_day}")
         c = t.usage_daily.c
-        with self.transaction() as tx, tx._write() as conn:
-            conn.execute(
-                sa.delete(t.usage_daily).where(c.source == source, c.day.between(first_day, last_day))
-            )
+        with self.transaction() as tx:
+            with tx._db.write() as conn:
+                conn.execute(
+                    sa.delete(t.usage_daily).where(c.source == source, c.day.between(first_day, last_day))
+                )
             return tx.upsert_usage_days(source, days, now=now)
 
     def usage_days(
@@ -67,7 +64,7 @@ class AggregateOps(StoreOps):
     ) -> list[UsageDay]:
         """Usage rows ordered by account and day; `start`/`end` are inclusive."""
         c = t.usage_daily.c
-        query = sa.select(t.usage_daily).where(c.source == source)
+        query = _USAGE.select().where(c.source == source)
         if account_key is not None:
             query = query.where(c.account_key == account_key)
         if start is not None:
@@ -75,135 +72,50 @@ class AggregateOps(StoreOps):
         if end is not None:
             query = query.where(c.day <= end)
         query = query.order_by(c.account_key, c.day)
-        with self._read() as conn:
-            return [_usage_day(row) for row in conn.execute(query).mappings()]
+        with self._db.read() as conn:
+            return [_USAGE.from_row(row) for row in conn.execute(query).mappings()]
 
     # ---- identity --------------------------------------------------------------------------
 
     def upsert_identity_links(self, links: Sequence[IdentityLink], *, now: datetime) -> int:
-        values = list({(link.source, link.external_key): _link_values(link, now) for link in links}.values())
+        for link in links:
+            _check_link(link)
+        latest = {(link.source, link.external_key): link for link in links}
+        values = [_LINKS.to_row(link, updated_at=now) for link in latest.values()]
         if not values:
             return 0
-        with self._write() as conn:
-            stmt = dialect_insert(conn, t.identity_links)
-            c = t.identity_links.c
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c.source, c.external_key],
-                set_={
-                    name: stmt.excluded[name]
-                    for name in ("account_id", "method", "status", "candidates", "updated_at")
-                },
-            )
-            conn.execute(stmt, values)
+        with self._db.write() as conn:
+            _upsert_replacing(conn, t.identity_links, _LINK_KEY, values)
         return len(values)
 
     def get_identity_link(self, source: str, external_key: str) -> IdentityLink | None:
         c = t.identity_links.c
-        query = sa.select(t.identity_links).where(c.source == source, c.external_key == external_key)
-        with self._read() as conn:
+        query = _LINKS.select().where(c.source == source, c.external_key == external_key)
+        with self._db.read() as conn:
             row = conn.execute(query).mappings().first()
-        return _identity_link(row) if row else None
+        return _LINKS.from_row(row) if row else None
 
     def identity_links(self, source: str | None = None, *, status: str | None = None) -> list[IdentityLink]:
         c = t.identity_links.c
-        query = sa.select(t.identity_links)
+        query = _LINKS.select()
         if source is not None:
             query = query.where(c.source == source)
         if status is not None:
             query = query.where(c.status == status)
         query = query.order_by(c.source, c.external_key)
-        with self._read() as conn:
-            return [_identity_link(row) for row in conn.execute(query).mappings()]
-
-    # ---- scores ----------------------------------------------------------------------------
-
-    def record_scores(self, rows: Sequence[ScoreRow]) -> int:
-        """Save scores; scoring the same account at the same `as_of` again replaces the earlier row."""
-        values = list({(r.account_id, r.as_of): _score_values(r) for r in rows}.values())
-        if not values:
-            return 0
-        with self._write() as conn:
-            stmt = dialect_insert(conn, t.score_history)
-            c = t.score_history.c
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c.account_id, c.as_of],
-                set_={
-                    n: stmt.excluded[n] for n in ("score", "band", "components", "result", "model", "run_id")
-                },
-            )
-            conn.execute(stmt, values)
-        return len(values)
-
-    def score_history(
-        self, account_id: str, *, since: datetime | None = None, until: datetime | None = None
-    ) -> list[ScoreRow]:
-        """One account's scores, oldest first; `since`/`until` are inclusive."""
-        c = t.score_history.c
-        query = sa.select(t.score_history).where(c.account_id == account_id)
-        if since is not None:
-            query = query.where(c.as_of >= since)
-        if until is not None:
-            query = query.where(c.as_of <= until)
-        with self._read() as conn:
-            return [ScoreRow(**row) for row in conn.execute(query.order_by(c.as_of)).mappings()]
-
-    def score_histories(self, *, since: datetime, until: datetime) -> dict[str, list[ScoreRow]]:
-        """Every account's scores in [since, until], oldest first: one query for a whole cycle's trends."""
-        c = t.score_history.c
-        query = sa.select(t.score_history).where(c.as_of >= since, c.as_of <= until).order_by(c.account_id, c.as_of)
-        out: dict[str, list[ScoreRow]] = {}
-        with self._read() as conn:
-            for row in conn.execute(query).mappings():
-                out.setdefault(row["account_id"], []).append(ScoreRow(**row))
-        return out
-
-    def scores_at(self, when: datetime, account_ids: Sequence[str] | None = None) -> dict[str, ScoreRow]:
-        """Each account's latest score at or before `when` (the baseline for 7/30-day trends)."""
-        c = t.score_history.c
-        latest = sa.select(c.account_id, sa.func.max(c.as_of).label("as_of")).where(c.as_of <= when)
-        if account_ids is not None:
-            if not account_ids:
-                return {}
-            latest = latest.where(c.account_id.in_(list(account_ids)))
-        latest = latest.group_by(c.account_id).subquery()
-        query = sa.select(t.score_history).join(
-            latest, sa.and_(c.account_id == latest.c.account_id, c.as_of == latest.c.as_of)
-        )
-        with self._read() as conn:
-            return {row["account_id"]: ScoreRow(**row) for row in conn.execute(query).mappings()}
+        with self._db.read() as conn:
+            return [_LINKS.from_row(row) for row in conn.execute(query).mappings()]
 
 
-def _usage_values(source: str, day: UsageDay, now: datetime) -> dict[str, Any]:
-    return {
-        "source": source,
-        "account_key": day.account_key,
-        "day": day.day,
-        "active_users": day.active_users,
-        "events": day.events,
-        "core_actions": day.core_actions,
-        "login_users": day.login_users,
-        "value_events": day.value_events,
-        "features_used": sorted(set(day.features_used)),
-        "user_ids": sorted(set(day.user_ids)),
-        "updated_at": now,
-    }
+def _upsert_replacing(conn: sa.Connection, table: sa.Table, key: tuple[str, ...], values: list[dict]) -> None:
+    """INSERT, or on a key conflict replace every non-key column with the new row's."""
+    stmt = dialect_insert(conn, table)
+    replaced = {name: stmt.excluded[name] for name in values[0] if name not in key}
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c[name] for name in key], set_=replaced)
+    conn.execute(stmt, values)
 
 
-def _usage_day(row: Mapping[str, Any]) -> UsageDay:
-    return UsageDay(
-        account_key=row["account_key"],
-        day=row["day"],
-        active_users=row["active_users"],
-        events=row["events"],
-        core_actions=row["core_actions"],
-        login_users=row["login_users"],
-        value_events=row["value_events"],
-        features_used=tuple(row["features_used"]),
-        user_ids=tuple(row["user_ids"]),
-    )
-
-
-def _link_values(link: IdentityLink, now: datetime) -> dict[str, Any]:
+def _check_link(link: IdentityLink) -> None:
     if link.status not in t.IDENTITY_STATUSES:
         raise ValueError(f"identity status {link.status!r} is not one of {', '.join(t.IDENTITY_STATUSES)}")
     if link.method is not None and link.method not in t.IDENTITY_METHODS:
@@ -212,36 +124,3 @@ def _link_values(link: IdentityLink, now: datetime) -> dict[str, Any]:
         raise ValueError(
             f"identity link {link.source}/{link.external_key}: an account_id is set exactly when matched"
         )
-    return {
-        "source": link.source,
-        "external_key": link.external_key,
-        "account_id": link.account_id,
-        "method": link.method,
-        "status": link.status,
-        "candidates": list(link.candidates),
-        "updated_at": now,
-    }
-
-
-def _identity_link(row: Mapping[str, Any]) -> IdentityLink:
-    return IdentityLink(
-        source=row["source"],
-        external_key=row["external_key"],
-        status=row["status"],
-        account_id=row["account_id"],
-        method=row["method"],
-        candidates=tuple(row["candidates"]),
-    )
-
-
-def _score_values(row: ScoreRow) -> dict[str, Any]:
-    return {
-        "account_id": row.account_id,
-        "as_of": row.as_of,
-        "score": row.score,
-        "band": row.band,
-        "components": row.components,
-        "result": row.result,
-        "model": row.model,
-        "run_id": row.run_id,
-    }
