@@ -37,9 +37,11 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A connection in a write transaction: the shared one, or its own, committed when the block ends."""
-        with self.transaction() as bound:
-            assert bound._conn is not None
-            yield bound._conn
+        if self._conn is not None:
+            yield self._conn
+            return
+        with write_connection(self.engine) as conn:
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
