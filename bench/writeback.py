@@ -107,7 +107,7 @@ def _writeback_alone_row(env, timer: CallTimer, crm: str, case: str, scored) -> 
     plan = plan_writeback(env.ctx, scored, gather_facts(env.store, env.ctx, {crm}, as_of), as_of)
     before = _write_calls(env.server, crm)
     started = time.perf_counter()
-    applied = apply_plan(plan, env.ctx.writer, env.store, now=as_of, run_id=f"bench-{case}")
+    applied = apply_plan(plan, env.ctx.writer, env.store.ledger, now=as_of, run_id=f"bench-{case}")
     elapsed = time.perf_counter() - started
     env.server.clock.advance(timedelta(seconds=5))
     if not applied.ok:

@@ -29,7 +29,7 @@ from healthsync.sync.identity import (
     summarise,
 )
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import IdentityLink
+from healthsync.sync.store.rows import IdentityLink
 
 # The store names methods by what was compared; both Mixpanel group-key flavours are "group_key" there.
 _STORED_METHOD = {"group_crm_id": "group_key", "group_domain": "group_key"}
@@ -47,7 +47,7 @@ class Gathered:
 
 
 def load(store: Store, source: str, stream: str, record_type) -> list:
-    return [record_type.from_json(r.data) for r in store.iter_records(source, stream)]
+    return [record_type.from_json(r.data) for r in store.records.iter_stream(source, stream)]
 
 
 def gather_facts(store: Store, ctx, healthy: set[str], as_of: datetime) -> Gathered:
@@ -118,5 +118,5 @@ def _save_links(store: Store, resolutions: list[Resolution], now: datetime) -> N
                           method=_STORED_METHOD.get(r.method or "", r.method), candidates=r.candidates)
              for r in resolutions]
     if links:
-        store.upsert_identity_links(links, now=now)
+        store.aggregates.upsert_identity_links(links, now=now)
 

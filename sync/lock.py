@@ -30,7 +30,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from healthsync.errors import FatalError, HealthsyncError
 from healthsync.sync.logs import redact_text
-from healthsync.sync.store_engine import normalise_url, redact
+from healthsync.sync.store.engine import normalise_url, require_driver, safe_url
 
 _KEY_NAMESPACE = b"healthsync\x00store-lock\x00"
 _APPLICATION_NAME_MAX = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1 bytes
@@ -77,6 +77,7 @@ class StoreLock(Protocol):
 def acquire_store_lock(url: str | URL, *, now: datetime | None = None) -> StoreLock:
     """Take the store's daemon lock without waiting; AlreadyRunningError when another process has it."""
     parsed = normalise_url(url if isinstance(url, str) else url.render_as_string(hide_password=False))
+    require_driver(parsed)  # the lock comes before the store opens: say which extra is missing here too
     started_at = (now or datetime.now(UTC)).isoformat()
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -230,7 +231,7 @@ class PostgresAdvisoryLock:
             conn = engine.connect()
         except sa.exc.OperationalError as exc:
             engine.dispose()
-            raise FatalError(f"cannot connect to the store {redact(url)} to take the daemon lock: {_first_line(exc)}") from None
+            raise FatalError(f"cannot connect to the store {safe_url(url)} to take the daemon lock: {_first_line(exc)}") from None
         try:
             database, schema = conn.execute(sa.text("SELECT current_database(), current_schema()")).one()
             key = advisory_key(database, schema or "")

@@ -34,7 +34,7 @@ from prometheus_client import (
 from healthsync.errors import ConfigError, FatalError
 from healthsync.sync.daemon import CYCLE_STATUSES, CycleOutcome
 from healthsync.sync.logs import get_logger, redact_text
-from healthsync.sync.store_rows import SourceStatus
+from healthsync.sync.store.rows import SourceStatus
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9464  # the port Prometheus exporters of OpenTelemetry use; nothing else of ours listens

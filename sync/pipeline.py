@@ -27,7 +27,7 @@ from healthsync.sync.facts import FactsConfig
 from healthsync.sync.gather import gather_facts
 from healthsync.sync.pull import SourceReport, pull_source
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import ScoreRow
+from healthsync.sync.store.rows import ScoreRow
 from healthsync.writeback.apply import ApplyReport, BatchHook, apply_plan
 from healthsync.writeback.base import CrmWriter, Plan
 from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan
@@ -83,7 +83,7 @@ class CycleReport:
 def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
               stop: threading.Event | None = None) -> CycleReport:
     store = ctx.store
-    run_id = store.start_run("full" if full else "cycle", started_at=ctx.now())
+    run_id = store.runs.start("full" if full else "cycle", started_at=ctx.now())
     report = CycleReport(run_id=run_id, as_of=as_of)
     try:
         _step(ctx, report, "pull", lambda: _pull_all(ctx, report, as_of, full, run_id, stop))
@@ -101,12 +101,12 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
         writing = ctx.writer is not None and not ctx.dry_run
         if writing and ctx.crm in healthy:
             report.applied = _step(ctx, report, "apply", lambda: apply_plan(
-                report.plan, ctx.writer, store, now=ctx.now(), run_id=run_id, after_batch=ctx.after_apply_batch))
+                report.plan, ctx.writer, store.ledger, now=ctx.now(), run_id=run_id, after_batch=ctx.after_apply_batch))
         if not writing or report.applied is not None:
             # Scores enter history only once what they asked for is written: recorded before a crash (or a
             # cycle whose CRM was down), they would hide the transition from the next cycle, and the tasks of
             # edge-triggered rules ("newly" below 70, band changes) would never be created.
-            store.record_scores(score_rows)
+            store.scores.record(score_rows)
         report.status = _overall_status(report, ctx)
     except Exception as exc:  # the run record must say it failed; the daemon decides what next
         report.status = "failed"
@@ -114,7 +114,7 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
         log.error("cycle failed", run_id=run_id, error=report.error)
         raise
     finally:
-        store.finish_run(run_id, status=report.status, finished_at=ctx.now(), error=report.error)
+        store.runs.finish(run_id, status=report.status, finished_at=ctx.now(), error=report.error)
     return report
 
 
@@ -125,7 +125,7 @@ def _step(ctx: CycleContext, report: CycleReport, name: str, fn: Callable):
     metrics = {"seconds": round(time.monotonic() - started, 3)}
     metrics.update(_step_counts(name, result, report))
     report.steps[name] = metrics
-    ctx.store.record_step(report.run_id, name, metrics)
+    ctx.store.runs.record_step(report.run_id, name, metrics)
     return result
 
 
@@ -159,7 +159,7 @@ def _pull_all(ctx: CycleContext, report: CycleReport, as_of, full, run_id, stop)
     for name, source in ctx.sources.items():
         if stop is not None and stop.is_set():
             return
-        status = ctx.store.get_source_status(name)
+        status = ctx.store.runs.source_status(name)
         fingerprint = ctx.credentials.get(name)
         if status is not None and status.paused:
             if fingerprint is None or status.credentials_fingerprint == fingerprint:
@@ -167,7 +167,7 @@ def _pull_all(ctx: CycleContext, report: CycleReport, as_of, full, run_id, stop)
                 report.sources[name] = SourceReport(source=name, ok=False, error=status.paused_reason,
                                                     error_kind="auth")
                 continue
-            ctx.store.resume_source(name, now=ctx.now())
+            ctx.store.runs.resume_source(name, now=ctx.now())
             log.info("source credentials changed: retrying", source=name)
         result = pull_source(ctx.store, source, as_of=as_of, now=ctx.now, full=full, run_id=run_id, stop=stop)
         report.sources[name] = result
@@ -179,17 +179,17 @@ def _record_source_outcome(ctx: CycleContext, name: str, result: SourceReport, p
     was_failing = previous is not None and previous.last_error_at is not None and (
         previous.last_success_at is None or previous.last_error_at > previous.last_success_at)
     if result.ok:
-        store.record_source_success(name, now=now)
+        store.runs.record_source_success(name, now=now)
         if was_failing:
             log.info("source recovered", source=name)
         return
-    store.record_source_error(name, result.error or "failed", now=now)
+    store.runs.record_source_error(name, result.error or "failed", now=now)
     if not was_failing:  # log once when it starts failing, not every cycle
         log.warning("source failing", source=name, kind=result.error_kind, error=result.error)
     if result.error_kind == "auth":
-        store.pause_source(name, reason=f"credentials rejected: {result.error}", now=now)
+        store.runs.pause_source(name, reason=f"credentials rejected: {result.error}", now=now)
         if fingerprint:
-            store.set_credentials_fingerprint(name, fingerprint, now=now)
+            store.runs.set_credentials_fingerprint(name, fingerprint, now=now)
 
 
 def _overall_status(report: CycleReport, ctx: CycleContext) -> str:
@@ -209,7 +209,7 @@ def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None
                    record: bool = True, rows: list[ScoreRow] | None = None) -> list[ScoredAccount]:
     """Score with stored history (backfilled for accounts seen for the first time); `record` saves the results.
     `rows`, when given, receives the rows that record them (backfilled ones first), for the caller to save later."""
-    stored = ctx.store.score_histories(since=as_of - timedelta(days=HISTORY_DAYS),
+    stored = ctx.store.scores.histories(since=as_of - timedelta(days=HISTORY_DAYS),
                                        until=as_of - timedelta(seconds=1))
     history: dict[str, list[PastResult]] = {aid: [_past(row) for row in past] for aid, past in stored.items()}
     missing = [f for f in facts if f.account.id not in history]
@@ -217,7 +217,7 @@ def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None
     scored = score_portfolio(facts, ctx.model, ctx.playbook, history, as_of)
     new_rows += [_score_row(s, ctx.model_name, run_id) for s in scored]
     if record:
-        ctx.store.record_scores(new_rows)
+        ctx.store.scores.record(new_rows)
     if rows is not None:
         rows.extend(new_rows)
     return scored
@@ -278,10 +278,10 @@ def plan_writeback(ctx: CycleContext, scored: list[ScoredAccount], gathered, as_
         as_of=as_of,
         results=results,
         intents=intents,
-        last_written=store.last_written(ctx.crm, account_ids),
+        last_written=store.ledger.last_written(ctx.crm, account_ids),
         crm_current=gathered.crm_current,
-        task_entries=store.task_entries(ctx.crm, keys),
-        rule_states=store.rule_states(ctx.crm, pairs),
+        task_entries=store.ledger.task_entries(ctx.crm, keys),
+        rule_states=store.ledger.rule_states(ctx.crm, pairs),
         users_by_email=gathered.users_by_email,
     )
     return build_plan(inputs, ctx.policy)

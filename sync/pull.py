@@ -18,7 +18,7 @@ from healthsync.connectors.base import Page, Source
 from healthsync.connectors.cursor import StreamState
 from healthsync.errors import AuthError, HealthsyncError, QuotaExhaustedError, RetryableError
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import RecordRow
+from healthsync.sync.store.rows import RecordRow
 
 # Called after each committed page with (source, stream, records so far); the CLI draws progress from it.
 ProgressFn = Callable[[str, str, int], None]
@@ -83,7 +83,7 @@ def pull_source(
 
 def _pull_stream(store, source, stream, report, as_of, now, full, run_id, stop, progress) -> None:
     stream_report = report.streams.setdefault(stream, StreamReport())
-    saved = None if full else store.get_state(source.name, stream)
+    saved = None if full else store.records.get_state(source.name, stream)
     state = StreamState.from_json(saved) if saved else None
     for page in source.read(stream, state, as_of=as_of, full=full):
         _commit(store, source.name, stream, page, now(), run_id)
@@ -111,7 +111,7 @@ def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, r
         rows.append(RecordRow(record_id=record.primary_key, data=record.to_json(),
                               updated_at=getattr(record, "updated_at", None), raw=dict(raw) if raw else None))
     state = page.state.to_json() if page.state is not None else {}
-    store.commit_page(source, stream, rows, deletes, state, now=now, run_id=run_id)
+    store.records.commit_page(source, stream, rows, deletes, state, now=now, run_id=run_id)
 
 
 def _replaced_by_window(store: Store, source: str, stream: str, page: Page) -> list[str]:
@@ -123,7 +123,7 @@ def _replaced_by_window(store: Store, source: str, stream: str, page: Page) -> l
     if not isinstance(first, str) or not isinstance(last, str):
         return []
     kept = {r.primary_key for r in page.records}
-    return [rid for rid in store.live_record_ids(source, stream)
+    return [rid for rid in store.records.live_ids(source, stream)
             if first <= rid.rsplit(":", 1)[-1] <= last and rid not in kept]
 
 

@@ -20,7 +20,7 @@ from healthsync.scoring.playbook import Playbook, load_playbook
 from healthsync.sync.facts import FactsConfig
 from healthsync.sync.pipeline import CycleContext
 from healthsync.sync.store import Store
-from healthsync.sync.store_rows import credentials_fingerprint
+from healthsync.sync.store.rows import credentials_fingerprint
 from healthsync.writeback.plan import WritebackPolicy
 
 

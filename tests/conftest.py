@@ -33,7 +33,7 @@ def pg_url() -> str:
 def pg_admin_engine(pg_url: str) -> Iterator[Engine]:
     import sqlalchemy as sa
 
-    from healthsync.sync.store_engine import normalise_url
+    from healthsync.sync.store.engine import normalise_url
 
     engine = sa.create_engine(normalise_url(pg_url), poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
     yield engine

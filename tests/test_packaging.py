@@ -48,7 +48,7 @@ def test_the_wheel_installs_only_the_healthsync_package(tmp_path: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"healthsync"}
     assert not [n for n in names if n.startswith("healthsync/sandbox/")], "the emulators belong to healthsync-sandbox"
-    assert "healthsync/sync/migrations/versions/0001_initial.py" in names
+    assert "healthsync/sync/store/migrations/versions/0001_initial.py" in names
     assert "healthsync/config/presets/default.yaml" in names
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
     runtime = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]

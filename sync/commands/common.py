@@ -95,7 +95,7 @@ def configured_sources(settings: Settings) -> set[str]:
 def pulled_sources(settings: Settings, store: Store) -> set[str]:
     """Configured sources the store has been filled from: one never pulled gives unknown signals, not zeros."""
     return {name for name in configured_sources(settings)
-            if name not in _MAIN_STREAMS or store.get_state(name, _MAIN_STREAMS[name]) is not None}
+            if name not in _MAIN_STREAMS or store.records.get_state(name, _MAIN_STREAMS[name]) is not None}
 
 
 def with_model(settings: Settings, model: str) -> Settings:

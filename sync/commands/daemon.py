@@ -92,7 +92,7 @@ def _open_and_run(
     store = Store.open(settings.store.resolved_url)
     observability = None
     try:
-        abandoned = store.abandon_running_runs(now=utc_now(), reason="the daemon stopped before this run finished")
+        abandoned = store.runs.abandon_running(now=utc_now(), reason="the daemon stopped before this run finished")
         cycle_fn = builder(settings, store)
         if not once and settings.observability.enabled:
             observability = _start_observability(settings.observability, store)
@@ -119,8 +119,8 @@ def _open_and_run(
 def _start_observability(options: Any, store: Any) -> Any:
     from healthsync.sync.observability import Observability
 
-    observability = Observability(host=options.host, port=options.port, source_statuses=store.source_statuses)
-    observability.metrics.seed(store.source_statuses())
+    observability = Observability(host=options.host, port=options.port, source_statuses=store.runs.source_statuses)
+    observability.metrics.seed(store.runs.source_statuses())
     return observability.start()
 
 

@@ -8,14 +8,8 @@ import typer
 from sqlalchemy.engine import URL
 
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync.store_engine import (
-    create_store_engine,
-    current_revision,
-    head_revision,
-    normalise_url,
-    redact,
-    upgrade_to_head,
-)
+from healthsync.sync.store.engine import create_store_engine, normalise_url, safe_url
+from healthsync.sync.store.migrate import current_revision, head_revision, upgrade_to_head
 
 _CONFIG_HELP = "Config file whose store section names the database (default: $HEALTHSYNC_CONFIG, then ./healthsync.yaml)."
 _URL_HELP = "Database URL (sqlite:///path.db or postgresql://user@host/db) instead of --config."
@@ -39,7 +33,7 @@ def upgrade(
         before, after = upgrade_to_head(engine)
     finally:
         engine.dispose()
-    where = redact(target)
+    where = safe_url(target)
     if before == after:
         typer.echo(f"{where}: already at {after} (head)")
     else:
@@ -56,7 +50,7 @@ def current(
     """Print the store's schema revision and whether it is the newest this healthsync knows."""
     target = store_url(config, url)
     head = head_revision()
-    where = redact(target)
+    where = safe_url(target)
     missing_file = _missing_sqlite_file(target)
     if missing_file is not None:
         revision = None

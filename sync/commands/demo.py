@@ -169,7 +169,7 @@ def _names(ctx) -> dict[str, str]:
     from healthsync.connectors.records import AccountRecord
 
     return {r.record_id: (AccountRecord.from_json(r.data).name or r.record_id)
-            for r in ctx.store.iter_records(ctx.crm, "accounts")}
+            for r in ctx.store.records.iter_stream(ctx.crm, "accounts")}
 
 
 def _bands(report: CycleReport) -> None:
@@ -238,7 +238,7 @@ def _crm_tasks(server, ctx, names) -> None:
 def _owner_emails(ctx) -> dict[str, str]:
     from healthsync.connectors.records import UserRecord
 
-    users = (UserRecord.from_json(r.data) for r in ctx.store.iter_records(ctx.crm, "users"))
+    users = (UserRecord.from_json(r.data) for r in ctx.store.records.iter_stream(ctx.crm, "users"))
     return {u.id: u.email for u in users if u.email}
 
 

@@ -13,7 +13,7 @@ from rich.table import Table
 from healthsync.connectors.records import OrganizationRecord
 from healthsync.sync.commands.common import Snapshot, config_option, console, snapshot
 from healthsync.sync.gather import ZENDESK, load
-from healthsync.sync.store_rows import IdentityLink
+from healthsync.sync.store.rows import IdentityLink
 
 STATUSES = ("matched", "unmatched", "ambiguous")
 # What a human does about a key, by (source, status): the resolver's methods say what would make it match.
@@ -39,7 +39,7 @@ def identity(
     current right after `healthsync pull`.
     """
     with snapshot(config, None) as snap:
-        links = snap.store.identity_links()
+        links = snap.store.aggregates.identity_links()
         org_names = _org_names(snap)
         account_names = snap.names
     counts: dict[str, Counter] = {}

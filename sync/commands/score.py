@@ -95,7 +95,7 @@ def explain(
     with snapshot(config, as_of) as snap:
         match = find_account(account, _score(snap), snap.names)
         r = match.result
-        past = snap.store.score_history(r.account_id, since=snap.as_of - timedelta(days=365),
+        past = snap.store.scores.history(r.account_id, since=snap.as_of - timedelta(days=365),
                                         until=snap.as_of - timedelta(seconds=1))
         name = snap.names.get(r.account_id, r.account_id)
     _print_header(name, r)

@@ -179,11 +179,11 @@ def apply(
 def _apply_recorded(snap: Snapshot) -> tuple[Plan, ApplyReport]:
     """Plan and apply under one run record, so the ledger's writes point at a run in the store's run history."""
     store, now = snap.store, snap.ctx.now
-    run_id = store.start_run("apply", started_at=now())
+    run_id = store.runs.start("apply", started_at=now())
     status, error = "failed", None
     try:
         the_plan = _plan_of(snap)
-        report = apply_plan(the_plan, snap.ctx.writer, store, now=now(), run_id=run_id)
+        report = apply_plan(the_plan, snap.ctx.writer, store.ledger, now=now(), run_id=run_id)
         status = "ok" if report.ok else "partial"
         error = None if report.ok else "; ".join(report.errors[:3])
         return the_plan, report
@@ -191,7 +191,7 @@ def _apply_recorded(snap: Snapshot) -> tuple[Plan, ApplyReport]:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        store.finish_run(run_id, status=status, finished_at=now(), error=error)
+        store.runs.finish(run_id, status=status, finished_at=now(), error=error)
 
 
 def _print_applied(the_plan: Plan, report: ApplyReport) -> None:

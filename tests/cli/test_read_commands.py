@@ -36,7 +36,7 @@ def _source_rows(out: str) -> dict[str, tuple[str, int, int, int]]:
 
 def _accounts(pulled) -> dict[str, str]:
     """CRM account id -> name, as the store holds them."""
-    records = (AccountRecord.from_json(r.data) for r in pulled.env.store.iter_records("salesforce", "accounts"))
+    records = (AccountRecord.from_json(r.data) for r in pulled.env.store.records.iter_stream("salesforce", "accounts"))
     return {a.id: a.name or a.id for a in records if not a.deleted}
 
 
@@ -50,7 +50,7 @@ def test_pull_summary_has_records_per_stream_and_the_api_calls_each_source_made(
     store = pulled.env.store
     for source, stream in (("salesforce", "accounts"), ("salesforce", "contacts"), ("zendesk", "tickets"),
                            ("zendesk", "organizations")):
-        assert streams[(source, stream)] == store.count_records(source, stream) > 0, (source, stream)
+        assert streams[(source, stream)] == store.records.count(source, stream) > 0, (source, stream)
     assert streams[("salesforce", "accounts")] == BOOK_SIZE
     rows = _source_rows(pulled.pull_out)
     assert set(rows) == set(SOURCES)
@@ -84,7 +84,7 @@ def test_pull_full_rereads_what_an_incremental_pull_skips(pulled, cli):
     assert code == 0, err
     assert "Records per stream (full pull)" in out
     full = {(m[1], m[2]): _number(m[3]) for m in STREAM_ROW.finditer(out)}
-    tickets = pulled.env.store.count_records("zendesk", "tickets")
+    tickets = pulled.env.store.records.count("zendesk", "tickets")
     assert full[("zendesk", "tickets")] == tickets > incremental[("zendesk", "tickets")]
 
 
@@ -126,7 +126,7 @@ def test_identity_lists_the_planted_unmatched_zendesk_orgs(pulled, cli):
     assert_fits(out)
     planted = [org for org in pulled.env.server.portfolio.zendesk_orgs if org.account_key is None]
     assert planted, "the sandbox plants organizations that match no account"
-    unmatched = {link.external_key for link in pulled.env.store.identity_links("zendesk", status="unmatched")}
+    unmatched = {link.external_key for link in pulled.env.store.aggregates.identity_links("zendesk", status="unmatched")}
     for org in planted:
         assert str(org.id) in unmatched
         assert re.search(rf"^\s*zendesk\s+{org.id}\s+{re.escape(org.name)}\s+unmatched", out, re.MULTILINE), org

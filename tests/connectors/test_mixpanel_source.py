@@ -67,7 +67,7 @@ def record_exports(server) -> list[tuple[str, str]]:
 
 
 def apply(store: dict, page: Page) -> None:
-    """What Store.replace_usage_window does: the page's window is replaced whole."""
+    """What store.aggregates.replace_usage_window does: the page's window is replaced whole."""
     first, last = usage_window(page)
     for key in [k for k, r in store.items() if first <= r.day <= last]:
         del store[key]

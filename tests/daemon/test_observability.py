@@ -143,11 +143,11 @@ def test_registries_are_private_to_each_instance() -> None:
 def test_health_merges_the_store_source_status(tmp_path: Path) -> None:
     store = Store.open(f"sqlite:///{tmp_path / 'healthsync.db'}")
     try:
-        store.record_source_success("mixpanel", now=T0)
-        store.record_source_error("hubspot", "403 missing scope crm.objects.companies.write", now=T0)
-        store.pause_source("hubspot", "credentials rejected: fix HUBSPOT_ACCESS_TOKEN", now=T0)
-        with Observability(port=0, source_statuses=store.source_statuses) as obs:
-            obs.metrics.seed(store.source_statuses())
+        store.runs.record_source_success("mixpanel", now=T0)
+        store.runs.record_source_error("hubspot", "403 missing scope crm.objects.companies.write", now=T0)
+        store.runs.pause_source("hubspot", "credentials rejected: fix HUBSPOT_ACCESS_TOKEN", now=T0)
+        with Observability(port=0, source_statuses=store.runs.source_statuses) as obs:
+            obs.metrics.seed(store.runs.source_statuses())
             code, body = health(obs)
             assert (code, body["status"], body["store"]) == (200, "starting", "ok")
             assert body["sources"]["mixpanel"]["last_success_at"] == T0.isoformat()
@@ -162,7 +162,7 @@ def test_health_merges_the_store_source_status(tmp_path: Path) -> None:
             # The operator resumes hubspot after the cycle that saw it paused: the store is newer and wins.
             run(obs, outcome("partial", as_of=T0 + timedelta(minutes=1), sources={
                 "hubspot": SourceOutcome(ok=False, paused=True, error="paused")}))
-            store.resume_source("hubspot", now=T0 + timedelta(minutes=2))
+            store.runs.resume_source("hubspot", now=T0 + timedelta(minutes=2))
             assert health(obs)[1]["sources"]["hubspot"]["paused"] is False
     finally:
         store.close()

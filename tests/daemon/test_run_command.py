@@ -83,14 +83,14 @@ def test_once_runs_one_incremental_cycle_against_the_configured_store(
     config: Path, pipeline: FakePipeline, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Store.open(store_url(config)) as store:  # a run a crashed daemon left behind
-        stale = store.start_run("incremental", started_at=datetime(2024, 1, 1, tzinfo=UTC))
+        stale = store.runs.start("incremental", started_at=datetime(2024, 1, 1, tzinfo=UTC))
     code, _ = run(capsys, "--config", str(config), "--once")
     assert code == 0
     assert [full for _, full in pipeline.cycles] == [False]
     settings, store = pipeline.built[0]
     assert store.url == store_url(config) and settings.writeback.dry_run is True  # the config default
     with Store.open(store_url(config)) as reopened:
-        run_row = reopened.get_run(stale)
+        run_row = reopened.runs.get(stale)
         assert run_row is not None and run_row.status == "failed" and "daemon stopped" in (run_row.error or "")
     assert acquire_store_lock(store_url(config)).release() is None  # the lock was released on exit
 

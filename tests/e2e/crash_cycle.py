@@ -23,6 +23,8 @@ from healthsync.sync.logs import configure_logging
 from healthsync.sync.pipeline import run_cycle
 from healthsync.sync.runtime import build_context
 from healthsync.sync.store import Store
+from healthsync.sync.store.ledger import LedgerRepository
+from healthsync.sync.store.records import RecordRepository
 
 
 def die(spec: str) -> None:
@@ -31,8 +33,8 @@ def die(spec: str) -> None:
 
 
 def install(ctx, spec: str) -> None:
-    """Arm the kill point. Store methods are wrapped on the class: the ledger also writes through the Store
-    that `Store.transaction()` hands out, and a wrapper on one instance would miss those calls."""
+    """Arm the kill point. Repository methods are wrapped on the class: the ledger also writes through the
+    repository that `transaction()` hands out, and a wrapper on one instance would miss those calls."""
     kind, *rest = spec.split(":")
     if kind == "never":
         return
@@ -40,7 +42,7 @@ def install(ctx, spec: str) -> None:
     seen = 0
     if kind == "pull":
         source, stream = rest[0], rest[1]
-        commit = Store.commit_page
+        commit = RecordRepository.commit_page
 
         def commit_then_maybe_die(self, src, strm, *args, **kw):
             nonlocal seen
@@ -51,7 +53,7 @@ def install(ctx, spec: str) -> None:
                     die(spec)
             return result
 
-        Store.commit_page = commit_then_maybe_die  # type: ignore[method-assign]
+        RecordRepository.commit_page = commit_then_maybe_die  # type: ignore[method-assign]
     elif kind == "apply":
         phase = rest[0]
 
@@ -61,7 +63,7 @@ def install(ctx, spec: str) -> None:
 
         ctx.after_apply_batch = after_batch
     elif kind == "ledger":
-        method = getattr(Store, rest[0])
+        method = getattr(LedgerRepository, rest[0])
 
         def die_before(self, *args, **kw):
             nonlocal seen
@@ -70,7 +72,7 @@ def install(ctx, spec: str) -> None:
                 die(spec)
             return method(self, *args, **kw)
 
-        setattr(Store, rest[0], die_before)
+        setattr(LedgerRepository, rest[0], die_before)
     else:
         raise SystemExit(f"unknown kill point {spec!r}")
 

@@ -88,7 +88,7 @@ def finished_runs(store_url: str) -> list:
     """The daemon's runs that have ended, newest first, read through a store connection of our own."""
     store = Store.open(store_url)
     try:
-        return [r for r in store.recent_runs(50) if r.status != "running"]
+        return [r for r in store.runs.recent(50) if r.status != "running"]
     finally:
         store.close()
 
@@ -138,7 +138,7 @@ def test_daemon_runs_on_schedule_is_alone_on_its_store_and_stops_on_sigterm(serv
         log.close()
     store = Store.open(store_url)
     try:
-        after = store.recent_runs(50)
+        after = store.runs.recent(50)
     finally:
         store.close()
     assert len(after) >= len(runs)

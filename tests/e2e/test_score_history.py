@@ -34,7 +34,7 @@ def test_the_run_record_keeps_every_step_of_the_cycle():
     with pinned_env("hubspot", accounts=BOOK_SIZE, drop=("mixpanel", "zendesk")) as env:
         env.setup_fields()
         report = env.cycle(full=True)
-        [run] = [r for r in env.store.recent_runs(5) if r.id == report.run_id]
+        [run] = [r for r in env.store.runs.recent(5) if r.id == report.run_id]
     assert run.status == "ok"
     assert set(run.steps) == {"pull", "identity_and_facts", "score", "plan", "apply"}
     assert run.steps["score"]["accounts"] == BOOK_SIZE

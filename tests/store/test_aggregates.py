@@ -30,9 +30,9 @@ def usage(
 
 
 def test_usage_upsert_replaces_a_day_whole(store: Store) -> None:
-    store.upsert_usage_days("mixpanel", [usage("acme", D1, 2, ("u1", "u2"), ("export", "reports"))], now=NOW)
-    store.upsert_usage_days("mixpanel", [usage("acme", D1, 3, ("u3", "u1", "u2"), ("reports",))], now=NOW)
-    [day] = store.usage_days("mixpanel", account_key="acme")
+    store.aggregates.upsert_usage_days("mixpanel", [usage("acme", D1, 2, ("u1", "u2"), ("export", "reports"))], now=NOW)
+    store.aggregates.upsert_usage_days("mixpanel", [usage("acme", D1, 3, ("u3", "u1", "u2"), ("reports",))], now=NOW)
+    [day] = store.aggregates.usage_days("mixpanel", account_key="acme")
     assert (day.active_users, day.events, day.user_ids, day.features_used) == (
         3,
         30,
@@ -42,35 +42,35 @@ def test_usage_upsert_replaces_a_day_whole(store: Store) -> None:
 
 
 def test_usage_days_filter_by_inclusive_range(store: Store) -> None:
-    store.upsert_usage_days(
+    store.aggregates.upsert_usage_days(
         "mixpanel", [usage("acme", d, 1) for d in (D1, D2, D3)] + [usage("beta", D2, 5)], now=NOW
     )
-    assert [d.day for d in store.usage_days("mixpanel", account_key="acme", start=D2, end=D3)] == [D2, D3]
-    assert [(d.account_key, d.day) for d in store.usage_days("mixpanel", start=D2, end=D2)] == [
+    assert [d.day for d in store.aggregates.usage_days("mixpanel", account_key="acme", start=D2, end=D3)] == [D2, D3]
+    assert [(d.account_key, d.day) for d in store.aggregates.usage_days("mixpanel", start=D2, end=D2)] == [
         ("acme", D2),
         ("beta", D2),
     ]
-    assert store.usage_days("zendesk") == []
+    assert store.aggregates.usage_days("zendesk") == []
 
 
 def test_replace_usage_window_drops_days_that_are_no_longer_there(store: Store) -> None:
-    store.upsert_usage_days(
+    store.aggregates.upsert_usage_days(
         "mixpanel", [usage("acme", D1, 1), usage("acme", D2, 1), usage("beta", D2, 4)], now=NOW
     )
-    store.replace_usage_window("mixpanel", D2, D3, [usage("acme", D2, 2), usage("acme", D3, 1)], now=NOW)
-    got = {(d.account_key, d.day): d.active_users for d in store.usage_days("mixpanel")}
+    store.aggregates.replace_usage_window("mixpanel", D2, D3, [usage("acme", D2, 2), usage("acme", D3, 1)], now=NOW)
+    got = {(d.account_key, d.day): d.active_users for d in store.aggregates.usage_days("mixpanel")}
     assert got == {("acme", D1): 1, ("acme", D2): 2, ("acme", D3): 1}
 
 
 def test_replace_usage_window_refuses_days_outside_it(store: Store) -> None:
-    store.upsert_usage_days("mixpanel", [usage("acme", D2, 7)], now=NOW)
+    store.aggregates.upsert_usage_days("mixpanel", [usage("acme", D2, 7)], now=NOW)
     with pytest.raises(ValueError, match="outside the window"):
-        store.replace_usage_window("mixpanel", D2, D2, [usage("acme", D3, 1)], now=NOW)
-    assert store.usage_days("mixpanel")[0].active_users == 7
+        store.aggregates.replace_usage_window("mixpanel", D2, D2, [usage("acme", D3, 1)], now=NOW)
+    assert store.aggregates.usage_days("mixpanel")[0].active_users == 7
 
 
 def test_identity_links_upsert_and_filter(store: Store) -> None:
-    store.upsert_identity_links(
+    store.aggregates.upsert_identity_links(
         [
             IdentityLink("zendesk", "org:1", "matched", "001A", "external_id"),
             IdentityLink("zendesk", "org:2", "ambiguous", candidates=("001A", "001B")),
@@ -78,12 +78,12 @@ def test_identity_links_upsert_and_filter(store: Store) -> None:
         ],
         now=NOW,
     )
-    store.upsert_identity_links([IdentityLink("zendesk", "org:2", "matched", "001B", "domain")], now=NOW)
-    assert store.get_identity_link("zendesk", "org:2") == IdentityLink(
+    store.aggregates.upsert_identity_links([IdentityLink("zendesk", "org:2", "matched", "001B", "domain")], now=NOW)
+    assert store.aggregates.get_identity_link("zendesk", "org:2") == IdentityLink(
         "zendesk", "org:2", "matched", "001B", "domain"
     )
-    assert [link.external_key for link in store.identity_links(status="matched")] == ["org:1", "org:2"]
-    assert [link.source for link in store.identity_links("mixpanel")] == ["mixpanel"]
+    assert [link.external_key for link in store.aggregates.identity_links(status="matched")] == ["org:1", "org:2"]
+    assert [link.source for link in store.aggregates.identity_links("mixpanel")] == ["mixpanel"]
 
 
 @pytest.mark.parametrize(
@@ -97,12 +97,12 @@ def test_identity_links_upsert_and_filter(store: Store) -> None:
 )
 def test_invalid_identity_links_are_refused(store: Store, link: IdentityLink) -> None:
     with pytest.raises(ValueError):
-        store.upsert_identity_links([link], now=NOW)
-    assert store.identity_links() == []
+        store.aggregates.upsert_identity_links([link], now=NOW)
+    assert store.aggregates.identity_links() == []
 
 
 def test_the_database_itself_refuses_unknown_identity_statuses(store: Store) -> None:
-    from healthsync.sync.store_schema import identity_links
+    from healthsync.sync.store.schema import identity_links
 
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
         conn.execute(
@@ -120,20 +120,20 @@ def score(account: str, as_of: datetime, value: int, band: str = "healthy") -> S
 
 def test_score_history_is_ordered_and_rescoring_replaces(store: Store) -> None:
     days = [NOW - timedelta(days=n) for n in (30, 7, 0)]
-    store.record_scores([score("001A", d, 80 - i) for i, d in enumerate(days)])
-    store.record_scores([score("001A", days[-1], 55, "critical")])
-    history = store.score_history("001A")
+    store.scores.record([score("001A", d, 80 - i) for i, d in enumerate(days)])
+    store.scores.record([score("001A", days[-1], 55, "critical")])
+    history = store.scores.history("001A")
     assert [(s.as_of, s.score, s.band) for s in history] == [
         (days[0], 80, "healthy"),
         (days[1], 79, "healthy"),
         (days[2], 55, "critical"),
     ]
     assert history[-1].result == {"why": ["usage 55"]}
-    assert [s.score for s in store.score_history("001A", since=days[1], until=days[1])] == [79]
+    assert [s.score for s in store.scores.history("001A", since=days[1], until=days[1])] == [79]
 
 
 def test_scores_at_gives_each_accounts_latest_baseline(store: Store) -> None:
-    store.record_scores(
+    store.scores.record(
         [
             score("001A", NOW - timedelta(days=10), 90),
             score("001A", NOW - timedelta(days=8), 85),
@@ -142,8 +142,8 @@ def test_scores_at_gives_each_accounts_latest_baseline(store: Store) -> None:
         ]
     )
     week_ago = NOW - timedelta(days=7)
-    baseline = store.scores_at(week_ago)
+    baseline = store.scores.latest_at(week_ago)
     assert {k: v.score for k, v in baseline.items()} == {"001A": 85}
-    assert {k: v.score for k, v in store.scores_at(NOW).items()} == {"001A": 60, "001B": 70}
-    assert set(store.scores_at(NOW, ["001B"])) == {"001B"}
-    assert store.scores_at(NOW, []) == {}
+    assert {k: v.score for k, v in store.scores.latest_at(NOW).items()} == {"001A": 60, "001B": 70}
+    assert set(store.scores.latest_at(NOW, ["001B"])) == {"001B"}
+    assert store.scores.latest_at(NOW, []) == {}

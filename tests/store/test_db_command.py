@@ -28,7 +28,7 @@ def test_upgrade_then_current_at_head(store_url: str, capsys: pytest.CaptureFixt
     code, out, _ = run(capsys, "current", "--url", store_url, "--check")
     assert (code, out.strip().endswith(f": {HEAD} (head)")) == (0, True)
     with Store.open(store_url) as opened:  # the upgraded database is usable as is
-        assert opened.get_state("any", "stream") is None
+        assert opened.records.get_state("any", "stream") is None
 
 
 def test_current_check_fails_before_the_first_upgrade(

@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from healthsync.sync.store import Store, credentials_fingerprint
-from healthsync.sync.store_schema import task_ledger
+from healthsync.sync.store.ledger import LedgerRepository
+from healthsync.sync.store.schema import task_ledger
 from healthsync.writeback.apply import apply_plan
 from healthsync.writeback.base import FieldUpdate, Ledger, Plan, RuleTaskState, TaskUpsert, WriteResult
 
@@ -25,15 +26,29 @@ def test_the_store_implements_the_writeback_ledger_protocol() -> None:
     for name, member in inspect.getmembers(Ledger, inspect.isfunction):
         if name.startswith("_"):
             continue
-        ours = inspect.signature(getattr(Store, name))
+        ours = inspect.signature(getattr(LedgerRepository, name))
         theirs = inspect.signature(member)
         assert [(p.name, p.kind) for p in ours.parameters.values()] == [
             (p.name, p.kind) for p in theirs.parameters.values()
         ], name
 
 
+def test_a_ledger_transaction_records_a_batch_together_or_not_at_all(store: Store) -> None:
+    # apply_plan records each batch inside `ledger.transaction()`; a failure part-way records none of it.
+    with pytest.raises(RuntimeError, match="crash"), store.ledger.transaction() as tx:
+        tx.record_field_writes("salesforce", [FieldUpdate("001A", {"Score__c": 70})], at=NOW, run_id="r1")
+        tx.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
+        assert tx.last_written("salesforce", ["001A"]) == {"001A": {"Score__c": 70}}  # reads its own writes
+        raise RuntimeError("crash")
+    assert store.ledger.last_written("salesforce", ["001A"]) == {}
+    assert store.ledger.tasks.find() == []
+    with store.ledger.transaction() as tx:
+        tx.record_field_writes("salesforce", [FieldUpdate("001A", {"Score__c": 71})], at=NOW, run_id="r2")
+    assert store.ledger.last_written("salesforce", ["001A"]) == {"001A": {"Score__c": 71}}
+
+
 def test_confirmed_writes_are_what_we_last_wrote(store: Store) -> None:
-    store.record_field_writes(
+    store.ledger.record_field_writes(
         "salesforce",
         [
             FieldUpdate("001A", {"Health_Score__c": 72, "Health_Band__c": "healthy"}),
@@ -42,41 +57,41 @@ def test_confirmed_writes_are_what_we_last_wrote(store: Store) -> None:
         at=NOW,
         run_id="r1",
     )
-    store.record_field_writes(
+    store.ledger.record_field_writes(
         "salesforce", [FieldUpdate("001A", {"Health_Score__c": 64})], at=LATER, run_id="r2"
     )
-    assert store.last_written("salesforce", ["001A", "001B", "001C"]) == {
+    assert store.ledger.last_written("salesforce", ["001A", "001B", "001C"]) == {
         "001A": {"Health_Score__c": 64, "Health_Band__c": "healthy"},
         "001B": {"Trend__c": None},
     }
-    assert store.last_written("hubspot", ["001A"]) == {}
-    entries = {(e.record_id, e.field): (e.written_at, e.run_id) for e in store.ledger_entries("salesforce")}
+    assert store.ledger.last_written("hubspot", ["001A"]) == {}
+    entries = {(e.record_id, e.field): (e.written_at, e.run_id) for e in store.ledger.fields.entries("salesforce")}
     assert entries[("001A", "Health_Score__c")] == (LATER, "r2")
     assert entries[("001A", "Health_Band__c")] == (NOW, "r1")
 
 
 def test_failures_count_attempts_until_a_success_resets_them(store: Store) -> None:
-    store.record_field_writes("salesforce", [FieldUpdate("001A", {"Score__c": 70})], at=NOW, run_id="r0")
+    store.ledger.record_field_writes("salesforce", [FieldUpdate("001A", {"Score__c": 70})], at=NOW, run_id="r0")
     for attempt in range(3):
-        store.record_field_failure(
+        store.ledger.record_field_failure(
             "salesforce",
             "001A",
             f"FIELD_INTEGRITY_EXCEPTION {attempt}",
             at=NOW + timedelta(hours=attempt),
             run_id="r",
         )
-    [failed] = store.write_statuses("salesforce", status="failed")
+    [failed] = store.ledger.fields.statuses("salesforce", status="failed")
     assert (failed.record_id, failed.attempts, failed.last_error) == (
         "001A",
         3,
         "FIELD_INTEGRITY_EXCEPTION 2",
     )
     assert (failed.last_attempt_at, failed.last_success_at) == (NOW + timedelta(hours=2), NOW)
-    assert store.last_written("salesforce", ["001A"]) == {
+    assert store.ledger.last_written("salesforce", ["001A"]) == {
         "001A": {"Score__c": 70}
     }  # a failure marks nothing written
-    store.record_field_writes("salesforce", [FieldUpdate("001A", {"Score__c": 64})], at=LATER, run_id="r9")
-    [ok] = store.write_statuses("salesforce")
+    store.ledger.record_field_writes("salesforce", [FieldUpdate("001A", {"Score__c": 64})], at=LATER, run_id="r9")
+    [ok] = store.ledger.fields.statuses("salesforce")
     assert (ok.status, ok.attempts, ok.last_error, ok.last_success_at, ok.run_id) == (
         "ok",
         0,
@@ -88,8 +103,8 @@ def test_failures_count_attempts_until_a_success_resets_them(store: Store) -> No
 
 def test_last_written_handles_many_accounts(store: Store) -> None:
     writes = [FieldUpdate(f"001{i:04d}", {"Score__c": i}) for i in range(1200)]
-    store.record_field_writes("salesforce", writes, at=NOW, run_id="r1")
-    got = store.last_written("salesforce", [w.account_id for w in writes])
+    store.ledger.record_field_writes("salesforce", writes, at=NOW, run_id="r1")
+    got = store.ledger.last_written("salesforce", [w.account_id for w in writes])
     assert len(got) == 1200 and got["0010777"] == {"Score__c": 777}
 
 
@@ -115,11 +130,11 @@ def task(
 
 
 def test_one_row_per_dedupe_key(store: Store) -> None:
-    store.record_task(
+    store.ledger.record_task(
         "salesforce", task(), crm_task_id=None, status="failed", at=NOW, run_id="r1", error="owner"
     )
-    store.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=LATER, run_id="r2")
-    [row] = store.tasks()
+    store.ledger.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=LATER, run_id="r2")
+    [row] = store.ledger.tasks.find()
     assert (row.status, row.crm_task_id, row.attempts, row.last_error) == ("open", "00T1", 0, None)
     assert (row.created_at, row.updated_at, row.run_id) == (NOW, LATER, "r2")
     assert row.payload["due_date"] == "2024-07-02" and row.payload["subject"] == "Review account"
@@ -141,43 +156,43 @@ def test_one_row_per_dedupe_key(store: Store) -> None:
 
 def test_failed_task_attempts_count_up(store: Store) -> None:
     for n in range(3):
-        store.record_task(
+        store.ledger.record_task(
             "hubspot", task(), crm_task_id=None, status="failed", at=NOW, run_id=f"r{n}", error=f"e{n}"
         )
-    entry = store.task_entries("hubspot", [task().dedupe_key, "unknown"])
+    entry = store.ledger.task_entries("hubspot", [task().dedupe_key, "unknown"])
     assert list(entry) == [task().dedupe_key]
     assert (entry[task().dedupe_key].status, entry[task().dedupe_key].attempts) == ("failed", 3)
-    assert store.get_task(task().dedupe_key).last_error == "e2"
+    assert store.ledger.tasks.get(task().dedupe_key).last_error == "e2"
 
 
 def test_task_entries_are_per_crm(store: Store) -> None:
-    store.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
-    assert store.task_entries("hubspot", [task().dedupe_key]) == {}
-    entry = store.task_entries("salesforce", [task().dedupe_key])[task().dedupe_key]
+    store.ledger.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
+    assert store.ledger.task_entries("hubspot", [task().dedupe_key]) == {}
+    entry = store.ledger.task_entries("salesforce", [task().dedupe_key])[task().dedupe_key]
     assert (entry.status, entry.crm_task_id, entry.cooldown_until) == ("open", "00T1", None)
 
 
 def test_closing_a_task_keeps_its_cooldown(store: Store) -> None:
-    store.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
+    store.ledger.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
     until = LATER + timedelta(days=14)
-    store.record_task_state(
+    store.ledger.record_task_state(
         "salesforce", task().dedupe_key, status="completed", closed_at=LATER, cooldown_until=until
     )
-    row = store.find_task_by_crm_id("salesforce", "00T1")
+    row = store.ledger.tasks.find_by_crm_id("salesforce", "00T1")
     assert (row.status, row.closed_at, row.cooldown_until) == ("completed", LATER, until)
-    assert store.task_entries("salesforce", [row.dedupe_key])[row.dedupe_key].cooldown_until == until
+    assert store.ledger.task_entries("salesforce", [row.dedupe_key])[row.dedupe_key].cooldown_until == until
     with pytest.raises(KeyError, match="nope"):
-        store.record_task_state(
+        store.ledger.record_task_state(
             "salesforce", "nope", status="completed", closed_at=LATER, cooldown_until=None
         )
     with pytest.raises(ValueError, match="closed"):
-        store.record_task_state(
+        store.ledger.record_task_state(
             "salesforce", row.dedupe_key, status="closed", closed_at=LATER, cooldown_until=None
         )
 
 
 def test_rule_states_report_open_tasks_and_the_latest_cooldown(store: Store) -> None:
-    store.record_task(
+    store.ledger.record_task(
         "salesforce",
         task("001A:drop:W25", rule="drop"),
         crm_task_id="00T1",
@@ -185,14 +200,14 @@ def test_rule_states_report_open_tasks_and_the_latest_cooldown(store: Store) -> 
         at=NOW,
         run_id="r",
     )
-    store.record_task_state(
+    store.ledger.record_task_state(
         "salesforce",
         "001A:drop:W25",
         status="completed",
         closed_at=NOW,
         cooldown_until=NOW + timedelta(days=3),
     )
-    store.record_task(
+    store.ledger.record_task(
         "salesforce",
         task("001A:drop:W26", rule="drop"),
         crm_task_id="00T2",
@@ -200,14 +215,14 @@ def test_rule_states_report_open_tasks_and_the_latest_cooldown(store: Store) -> 
         at=LATER,
         run_id="r",
     )
-    store.record_task_state(
+    store.ledger.record_task_state(
         "salesforce",
         "001A:drop:W26",
         status="completed",
         closed_at=LATER,
         cooldown_until=LATER + timedelta(days=14),
     )
-    store.record_task(
+    store.ledger.record_task(
         "salesforce",
         task("001A:silent:W26", rule="silent"),
         crm_task_id="00T3",
@@ -215,7 +230,7 @@ def test_rule_states_report_open_tasks_and_the_latest_cooldown(store: Store) -> 
         at=LATER,
         run_id="r",
     )
-    store.record_task(
+    store.ledger.record_task(
         "salesforce",
         task("001B:silent:W26", account="001B", rule="silent"),
         crm_task_id=None,
@@ -224,7 +239,7 @@ def test_rule_states_report_open_tasks_and_the_latest_cooldown(store: Store) -> 
         run_id="r",
         error="x",
     )
-    states = store.rule_states(
+    states = store.ledger.rule_states(
         "salesforce", [("001A", "drop"), ("001A", "silent"), ("001B", "silent"), ("001C", "x")]
     )
     assert states == {
@@ -235,20 +250,20 @@ def test_rule_states_report_open_tasks_and_the_latest_cooldown(store: Store) -> 
 
 
 def test_re_creating_a_task_after_its_cooldown_clears_the_old_close(store: Store) -> None:
-    store.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
-    store.record_task_state(
+    store.ledger.record_task("salesforce", task(), crm_task_id="00T1", status="open", at=NOW, run_id="r1")
+    store.ledger.record_task_state(
         "salesforce", task().dedupe_key, status="completed", closed_at=NOW, cooldown_until=LATER
     )
-    store.record_task("salesforce", task(), crm_task_id="00T9", status="open", at=LATER, run_id="r2")
-    row = store.get_task(task().dedupe_key)
+    store.ledger.record_task("salesforce", task(), crm_task_id="00T9", status="open", at=LATER, run_id="r2")
+    row = store.ledger.tasks.get(task().dedupe_key)
     assert (row.status, row.crm_task_id, row.closed_at, row.cooldown_until) == ("open", "00T9", None, None)
 
 
 def test_one_crm_task_id_maps_to_one_dedupe_key(store: Store) -> None:
-    store.record_task("salesforce", task("k1"), crm_task_id="00T1", status="open", at=NOW, run_id="r")
+    store.ledger.record_task("salesforce", task("k1"), crm_task_id="00T1", status="open", at=NOW, run_id="r")
     with pytest.raises(sa.exc.IntegrityError):
-        store.record_task("salesforce", task("k2"), crm_task_id="00T1", status="open", at=NOW, run_id="r")
-    assert store.get_task("k2") is None
+        store.ledger.record_task("salesforce", task("k2"), crm_task_id="00T1", status="open", at=NOW, run_id="r")
+    assert store.ledger.tasks.get("k2") is None
 
 
 class RecordingCrm:
@@ -280,16 +295,16 @@ class RecordingCrm:
 def test_apply_plan_records_into_the_store(store: Store) -> None:
     updates = tuple(FieldUpdate(f"001{i}", {"Score__c": 60 + i}) for i in range(5))
     plan = Plan(crm="salesforce", as_of=NOW, field_updates=updates, tasks=(task("k1"), task("k2")))
-    report = apply_plan(plan, RecordingCrm(bad={"0013"}), store, now=NOW, run_id="r1")
+    report = apply_plan(plan, RecordingCrm(bad={"0013"}), store.ledger, now=NOW, run_id="r1")
     assert (report.fields_written, report.fields_failed, report.tasks_created) == (4, 1, 2)
-    assert set(store.last_written("salesforce", [u.account_id for u in updates])) == {
+    assert set(store.ledger.last_written("salesforce", [u.account_id for u in updates])) == {
         "0010",
         "0011",
         "0012",
         "0014",
     }
-    assert [s.record_id for s in store.write_statuses("salesforce", status="failed")] == ["0013"]
-    assert {k: e.crm_task_id for k, e in store.task_entries("salesforce", ["k1", "k2"]).items()} == {
+    assert [s.record_id for s in store.ledger.fields.statuses("salesforce", status="failed")] == ["0013"]
+    assert {k: e.crm_task_id for k, e in store.ledger.task_entries("salesforce", ["k1", "k2"]).items()} == {
         "k1": "00Tk1",
         "k2": "00Tk2",
     }
@@ -299,11 +314,11 @@ def test_apply_plan_records_into_the_store(store: Store) -> None:
 
 
 def test_run_history_records_steps_and_outcome(store: Store) -> None:
-    run_id = store.start_run("cycle", started_at=NOW)
-    store.record_step(run_id, "pull", {"records": 1200, "api_calls": 14, "duration_s": 3.5, "errors": 0})
-    store.record_step(run_id, "score", {"accounts": 40, "duration_s": 0.2})
-    store.finish_run(run_id, status="partial", finished_at=LATER, error="zendesk: 429 after 5 retries")
-    run = store.get_run(run_id)
+    run_id = store.runs.start("cycle", started_at=NOW)
+    store.runs.record_step(run_id, "pull", {"records": 1200, "api_calls": 14, "duration_s": 3.5, "errors": 0})
+    store.runs.record_step(run_id, "score", {"accounts": 40, "duration_s": 0.2})
+    store.runs.finish(run_id, status="partial", finished_at=LATER, error="zendesk: 429 after 5 retries")
+    run = store.runs.get(run_id)
     assert (run.kind, run.status, run.started_at, run.finished_at) == ("cycle", "partial", NOW, LATER)
     assert run.steps == {
         "pull": {"records": 1200, "api_calls": 14, "duration_s": 3.5, "errors": 0},
@@ -314,61 +329,61 @@ def test_run_history_records_steps_and_outcome(store: Store) -> None:
 
 def test_recent_runs_newest_first_and_by_kind(store: Store) -> None:
     for i, kind in enumerate(["cycle", "pull", "cycle"]):
-        store.start_run(kind, started_at=NOW + timedelta(minutes=i), run_id=f"r{i}")
-    assert [r.id for r in store.recent_runs()] == ["r2", "r1", "r0"]
-    assert [r.id for r in store.recent_runs(1, kind="cycle")] == ["r2"]
+        store.runs.start(kind, started_at=NOW + timedelta(minutes=i), run_id=f"r{i}")
+    assert [r.id for r in store.runs.recent()] == ["r2", "r1", "r0"]
+    assert [r.id for r in store.runs.recent(1, kind="cycle")] == ["r2"]
 
 
 def test_runs_left_running_by_a_crash_are_abandoned(store: Store) -> None:
-    store.start_run("cycle", started_at=NOW, run_id="crashed")
-    store.start_run("cycle", started_at=NOW, run_id="done")
-    store.finish_run("done", status="ok", finished_at=LATER)
-    assert store.abandon_running_runs(now=LATER, reason="process restarted") == 1
-    crashed = store.get_run("crashed")
+    store.runs.start("cycle", started_at=NOW, run_id="crashed")
+    store.runs.start("cycle", started_at=NOW, run_id="done")
+    store.runs.finish("done", status="ok", finished_at=LATER)
+    assert store.runs.abandon_running(now=LATER, reason="process restarted") == 1
+    crashed = store.runs.get("crashed")
     assert (crashed.status, crashed.error, crashed.finished_at) == ("failed", "process restarted", LATER)
-    assert store.get_run("done").status == "ok"
+    assert store.runs.get("done").status == "ok"
 
 
 def test_run_status_and_ids_are_checked(store: Store) -> None:
-    run_id = store.start_run("apply", started_at=NOW)
+    run_id = store.runs.start("apply", started_at=NOW)
     with pytest.raises(ValueError, match="running"):
-        store.finish_run(run_id, status="running", finished_at=LATER)
+        store.runs.finish(run_id, status="running", finished_at=LATER)
     with pytest.raises(KeyError):
-        store.finish_run("missing", status="ok", finished_at=LATER)
+        store.runs.finish("missing", status="ok", finished_at=LATER)
     with pytest.raises(KeyError):
-        store.record_step("missing", "pull", {})
+        store.runs.record_step("missing", "pull", {})
 
 
 # ---- source status --------------------------------------------------------------------------------
 
 
 def test_source_status_tracks_success_errors_and_pauses(store: Store) -> None:
-    store.record_source_success("zendesk", now=NOW)
-    store.record_source_error("zendesk", "401 Unauthorized", now=LATER)
-    store.pause_source("zendesk", "credentials rejected", now=LATER)
-    status = store.get_source_status("zendesk")
+    store.runs.record_source_success("zendesk", now=NOW)
+    store.runs.record_source_error("zendesk", "401 Unauthorized", now=LATER)
+    store.runs.pause_source("zendesk", "credentials rejected", now=LATER)
+    status = store.runs.source_status("zendesk")
     assert (status.last_success_at, status.last_error_at, status.last_error) == (
         NOW,
         LATER,
         "401 Unauthorized",
     )
     assert (status.paused, status.paused_reason) == (True, "credentials rejected")
-    store.resume_source("zendesk", now=LATER)
-    assert store.get_source_status("zendesk").paused is False
-    assert [s.source for s in store.source_statuses()] == ["zendesk"]
+    store.runs.resume_source("zendesk", now=LATER)
+    assert store.runs.source_status("zendesk").paused is False
+    assert [s.source for s in store.runs.source_statuses()] == ["zendesk"]
 
 
 def test_only_a_fingerprint_of_credentials_is_stored(store: Store) -> None:
     fingerprint = credentials_fingerprint("agent@example.com", "zd-token-secret")
     assert fingerprint != credentials_fingerprint("agent@example.co", "mzd-token-secret")
-    store.set_credentials_fingerprint("zendesk", fingerprint, now=NOW)
-    assert store.get_source_status("zendesk").credentials_fingerprint == fingerprint
+    store.runs.set_credentials_fingerprint("zendesk", fingerprint, now=NOW)
+    assert store.runs.source_status("zendesk").credentials_fingerprint == fingerprint
     with pytest.raises(ValueError, match="refusing to store") as caught:
-        store.set_credentials_fingerprint("zendesk", "zd-token-secret", now=NOW)
+        store.runs.set_credentials_fingerprint("zendesk", "zd-token-secret", now=NOW)
     assert "zd-token-secret" not in str(caught.value)
-    assert store.get_source_status("zendesk").credentials_fingerprint == fingerprint
+    assert store.runs.source_status("zendesk").credentials_fingerprint == fingerprint
 
 
 def test_long_errors_are_clipped(store: Store) -> None:
-    store.record_source_error("mixpanel", "x" * 10_000, now=NOW)
-    assert len(store.get_source_status("mixpanel").last_error) == 2000
+    store.runs.record_source_error("mixpanel", "x" * 10_000, now=NOW)
+    assert len(store.runs.source_status("mixpanel").last_error) == 2000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime
 
@@ -11,9 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync import store_schema
 from healthsync.sync.store import RecordRow, Store, StoreUnavailableError, current_revision, head_revision
-from healthsync.sync.store_engine import create_store_engine, normalise_url, upgrade_to_head
+from healthsync.sync.store import schema as store_schema
+from healthsync.sync.store.engine import create_store_engine, normalise_url
+from healthsync.sync.store.migrate import upgrade_to_head
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TABLES = {
@@ -45,13 +48,13 @@ def test_migrated_schema_matches_the_metadata(store: Store) -> None:
 
 def test_reopen_is_idempotent_and_keeps_data(store_url: str) -> None:
     first = Store.open(store_url)
-    first.commit_page(
+    first.records.commit_page(
         "salesforce", "Account", [RecordRow("001A", {"name": "Acme"}, NOW)], [], {"c": 1}, now=NOW
     )
     first.close()
     with Store.open(store_url) as second:
-        assert second.get_record("salesforce", "Account", "001A").data == {"name": "Acme"}
-        assert second.get_state("salesforce", "Account") == {"c": 1}
+        assert second.records.get("salesforce", "Account", "001A").data == {"name": "Acme"}
+        assert second.records.get_state("salesforce", "Account") == {"c": 1}
         before, after = upgrade_to_head(second.engine)
     assert before == after == head_revision()
 
@@ -95,8 +98,8 @@ def test_sqlite_runs_in_wal_with_foreign_keys_and_busy_timeout(tmp_path) -> None
 
 def test_in_memory_sqlite_works() -> None:
     with Store.open("sqlite://") as opened:
-        opened.set_state("zendesk", "tickets", {"cursor": "abc"}, now=NOW)
-        assert opened.get_state("zendesk", "tickets") == {"cursor": "abc"}
+        opened.records.set_state("zendesk", "tickets", {"cursor": "abc"}, now=NOW)
+        assert opened.records.get_state("zendesk", "tickets") == {"cursor": "abc"}
 
 
 @pytest.mark.parametrize(
@@ -150,7 +153,7 @@ def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path) -> Non
 
         def slow_writer() -> None:
             with a.transaction() as tx:
-                tx.set_state("s", "one", {"n": 1}, now=NOW)
+                tx.records.set_state("s", "one", {"n": 1}, now=NOW)
                 started.set()
                 release.wait(10)
 
@@ -158,12 +161,68 @@ def test_sqlite_write_transactions_take_the_write_lock_up_front(tmp_path) -> Non
         writer.start()
         assert started.wait(10)
         threading.Timer(0.3, release.set).start()
-        results.append(b.set_state("s", "one", {"n": 2}, now=NOW))
+        results.append(b.records.set_state("s", "one", {"n": 2}, now=NOW))
         writer.join(10)
         assert results == [2]
-        assert b.get_state("s", "one") == {"n": 2}
+        assert b.records.get_state("s", "one") == {"n": 2}
 
 
 def test_engine_refuses_unknown_backends_before_connecting() -> None:
     with pytest.raises(ConfigError):
         create_store_engine("oracle://u@h/db")
+
+
+BLOCK_PSYCOPG = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("psycopg", "psycopg_binary", "psycopg_c"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def _without_psycopg(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_PSYCOPG + code], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_postgres_url_without_psycopg_names_the_extra_in_one_line() -> None:
+    done = _without_psycopg(
+        "from healthsync.errors import ConfigError\n"
+        "from healthsync.sync.store import Store\n"
+        "with Store.open('sqlite://') as fine:\n"  # SQLite needs no extra
+        "    assert fine.records.get_state('s', 'x') is None\n"
+        "try:\n"
+        "    Store.open('postgresql://u:hunter2@127.0.0.1:1/hs')\n"
+        "except ConfigError as exc:\n"
+        "    print(exc, file=sys.stderr)\n"  # stdout carries the SQLite store's log line
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install 'healthsync[postgres]'" in lines[0], done.stderr
+    assert "hunter2" not in done.stderr
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade", "--url", "postgresql://u:hunter2@127.0.0.1:1/hs"]])
+def test_the_cli_without_psycopg_exits_2_naming_the_extra(args: list[str]) -> None:
+    done = _without_psycopg(f"from healthsync.sync.cli import main\nsys.exit(main({args!r}))\n")
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "pip install 'healthsync[postgres]'" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and "hunter2" not in done.stderr
+
+
+def test_the_daemon_lock_without_psycopg_names_the_extra() -> None:
+    # `healthsync run` takes the lock before it opens the store, so the lock must say it too.
+    done = _without_psycopg(
+        "from healthsync.errors import ConfigError\n"
+        "from healthsync.sync.lock import acquire_store_lock\n"
+        "try:\n"
+        "    acquire_store_lock('postgresql://u:hunter2@127.0.0.1:1/hs')\n"
+        "except ConfigError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'healthsync[postgres]'" in done.stdout

@@ -61,16 +61,16 @@ def test_pages_records_raw_payloads_deletes_and_cursor_land(store):
     report = pull_source(store, ScriptedSource(pages), as_of=NOW, now=lambda: NOW)
     assert report.ok and report.streams["accounts"].records == 2 and report.streams["accounts"].deleted == 1
     assert report.streams["accounts"].skipped == 1 and "0019" in report.skipped_examples[0]
-    assert [r.record_id for r in store.iter_records("crm", "accounts")] == ["0012"]
-    assert store.get_record("crm", "accounts", "0011").deleted
-    assert store.get_record("crm", "accounts", "0012").data["name"] == "Acme 2"
-    assert StreamState.from_json(store.get_state("crm", "accounts")).position.id == "0013"
+    assert [r.record_id for r in store.records.iter_stream("crm", "accounts")] == ["0012"]
+    assert store.records.get("crm", "accounts", "0011").deleted
+    assert store.records.get("crm", "accounts", "0012").data["name"] == "Acme 2"
+    assert StreamState.from_json(store.records.get_state("crm", "accounts")).position.id == "0013"
 
 
 def test_raw_payload_is_kept_beside_the_record(store):
     pull_source(store, ScriptedSource([Page(records=[account(5)], state=state_at(5),
                                             raw={"0015": {"Id": "0015", "Custom__c": 7}})]), as_of=NOW, now=lambda: NOW)
-    assert store.get_record("crm", "accounts", "0015").raw == {"Id": "0015", "Custom__c": 7}
+    assert store.records.get("crm", "accounts", "0015").raw == {"Id": "0015", "Custom__c": 7}
 
 
 def test_the_next_pull_resumes_from_the_stored_cursor(store):
@@ -89,7 +89,7 @@ def test_an_error_after_a_page_keeps_the_page_and_reports_failure(store, error, 
     report = pull_source(store, ScriptedSource([Page(records=[account(1)], state=state_at(1))], error=error),
                          as_of=NOW, now=lambda: NOW)
     assert not report.ok and report.error_kind == kind and report.error == str(error)
-    assert store.count_records("crm", "accounts") == 1  # committed before the failure
+    assert store.records.count("crm", "accounts") == 1  # committed before the failure
 
 
 def test_a_usage_window_replaces_its_days(store):
@@ -106,5 +106,5 @@ def test_a_usage_window_replaces_its_days(store):
     # a late re-read of days 2..3: B's day 2 is gone (its events were re-attributed), A's day 3 changed
     second = [window("2026-11-02", "2026-11-03", [usage("A", date(2026, 11, 2), 5), usage("A", date(2026, 11, 3), 9)])]
     pull_source(store, ScriptedSource(second, stream="usage_daily"), as_of=NOW, now=lambda: NOW)
-    kept = {r.record_id: r.data["events"] for r in store.iter_records("crm", "usage_daily")}
+    kept = {r.record_id: r.data["events"] for r in store.records.iter_stream("crm", "usage_daily")}
     assert kept == {"group_crm_id:A:2026-11-01": 5, "group_crm_id:A:2026-11-02": 5, "group_crm_id:A:2026-11-03": 9}

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from healthsync.scoring.base import HealthResult
-from healthsync.sync.store import Store
+from healthsync.sync.store.ledger import LedgerRepository
 from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan, desired_fields, same_value
 from tests.support.sandbox_env import SandboxEnv, sandbox_env
 
@@ -359,7 +359,7 @@ def test_a_completed_task_is_not_recreated_within_its_cooldown_but_is_after(crm)
         assert new_key != first[0]["key"]  # a later window...
         suppressed = {s.dedupe_key: s.reason for s in report.plan.suppressed}
         assert "cooldown" in suppressed.get(new_key, ""), suppressed.get(new_key)
-        state = env.store.rule_states(crm, [(account, rule)])[(account, rule)]
+        state = env.store.ledger.rule_states(crm, [(account, rule)])[(account, rule)]
         assert state.open_dedupe_key is None
         assert state.cooldown_until is not None and report.as_of < state.cooldown_until <= cooldown_end + STEP
         assert [t["key"] for t in ours()] == [first[0]["key"]]  # ...and still not re-created
@@ -372,7 +372,7 @@ def test_a_completed_task_is_not_recreated_within_its_cooldown_but_is_after(crm)
         assert len(after) == 2 and len(reopened) == 1
         fired = [i for s in report.scored for i in s.intents if i.account_id == account and i.rule_id == rule]
         assert reopened[0]["key"] == fired[0].dedupe_key
-        assert env.store.get_task(fired[0].dedupe_key).status == "open"
+        assert env.store.ledger.tasks.get(fired[0].dedupe_key).status == "open"
 
 
 # ---------------------------------------------------------------------------------------------- crash safety
@@ -446,15 +446,15 @@ def test_a_crash_after_any_batch_then_a_restart_converges_to_the_clean_run(crm):
             assert fields == clean_fields, f"crash at {point}"
             assert tasks == clean_tasks, f"crash at {point}"
             for key in tasks:  # and the ledger knows every one of them
-                entry = env.store.get_task(key)
+                entry = env.store.ledger.tasks.get(key)
                 assert entry is not None and entry.crm_task_id and entry.status == "open", (point, key)
             assert report.plan.conflicts == ()
 
 
 def _fail_once(monkeypatch, name: str, *, armed=lambda: True) -> list:
-    """Make `Store.name` raise Crash the first time it is called while `armed()` (patched on the class: apply
-    records each batch through a transaction-bound Store); returns the calls that crashed."""
-    original = getattr(Store, name)
+    """Make the ledger's `name` raise Crash the first time it is called while `armed()` (patched on the class:
+    apply records each batch through a transaction-bound ledger); returns the calls that crashed."""
+    original = getattr(LedgerRepository, name)
     fired: list = []
 
     def wrapper(self, *args, **kw):
@@ -463,7 +463,7 @@ def _fail_once(monkeypatch, name: str, *, armed=lambda: True) -> list:
             raise Crash(f"process died before {name} committed")
         return original(self, *args, **kw)
 
-    monkeypatch.setattr(Store, name, wrapper)
+    monkeypatch.setattr(LedgerRepository, name, wrapper)
     return fired
 
 
@@ -479,7 +479,7 @@ def test_a_crash_after_tasks_landed_but_before_the_ledger_knew_adopts_them(crm, 
         assert crashed
         landed = {t["key"]: t["id"] for t in view.tasks()}
         assert 0 < len(landed) <= CREATE_BATCH, "precondition: one batch reached the CRM, unrecorded"
-        assert all(env.store.get_task(key) is None for key in landed)
+        assert all(env.store.ledger.tasks.get(key) is None for key in landed)
         tick(env)
         env.rebuild_context()
         report = cycle(env)
@@ -491,7 +491,7 @@ def test_a_crash_after_tasks_landed_but_before_the_ledger_knew_adopts_them(crm, 
         assert report.applied.tasks_adopted == len(adopted)
         assert report.applied.tasks_created == len(planned) - len(adopted)
         for key in adopted:
-            entry = env.store.get_task(key)
+            entry = env.store.ledger.tasks.get(key)
             assert (entry.crm_task_id, entry.status) == (landed[key], "open")
         assert {t["key"] for t in view.tasks()} == planned | set(landed)
         again = cycle(env)
@@ -570,11 +570,11 @@ def test_one_bad_record_fails_alone_and_is_retried_next_cycle(crm):
         first = cycle(env)
         assert first.status == "partial"
         assert first.applied.fields_failed == 1 and first.applied.fields_written == ACCOUNTS - 1
-        failed = env.store.write_statuses(crm, status="failed")
+        failed = env.store.ledger.fields.statuses(crm, status="failed")
         assert [r.record_id for r in failed] == [bad]
         assert failed[0].last_error
         refused = next(u for u in first.plan.field_updates if u.account_id == bad)
-        assert not set(env.store.last_written(crm, [bad]).get(bad, {})) & set(refused.fields)  # nothing marked written
+        assert not set(env.store.ledger.last_written(crm, [bad]).get(bad, {})) & set(refused.fields)  # nothing marked written
         good = [s.result for s in first.scored if s.result.account_id != bad]
         assert_fields_match(view, good, env.ctx.policy)
 
@@ -583,7 +583,7 @@ def test_one_bad_record_fails_alone_and_is_retried_next_cycle(crm):
         second = cycle(env)
         assert second.status == "ok", second.error
         assert bad in {u.account_id for u in second.plan.field_updates}
-        assert env.store.write_statuses(crm, status="failed") == []
+        assert env.store.ledger.fields.statuses(crm, status="failed") == []
         retried = next(s.result for s in second.scored if s.result.account_id == bad)
         assert_fields_match(view, [retried], env.ctx.policy)
 

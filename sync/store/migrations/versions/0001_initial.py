@@ -4,7 +4,7 @@ Revision ID: 0001_initial
 Revises:
 Create Date: 2025-01-01
 
-Frozen on purpose: it spells every table out rather than importing `sync.store_schema`, so a later
+Frozen on purpose: it spells every table out rather than importing `sync.store.schema`, so a later
 change to the live metadata needs a new revision (tests compare the migrated schema to the metadata).
 """
 

@@ -1,35 +1,23 @@
-"""Opening the store's database: URL rules, per-backend engine settings, and Alembic run from the package."""
+"""Opening the store's database: URL rules, the PostgreSQL driver check, per-backend engines and write transactions."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util.exc import CommandError
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
-from healthsync.errors import ConfigError, FatalError, RetryableError
-from healthsync.sync.store_json import dumps_json
+from healthsync.errors import ConfigError, RetryableError
+from healthsync.sync.store.columns import dumps_json
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-# Any constant works; it only has to be the same for every healthsync process sharing a database.
-_PG_MIGRATION_LOCK = 0x68_65_61_6C_74_68  # "health"
-# Alembic narrates every step at INFO ("Context impl SQLiteImpl."); we log one line per real upgrade.
-logging.getLogger("alembic").setLevel(logging.WARNING)
-_log = structlog.get_logger(__name__)
+POSTGRES_EXTRA_HINT = "pip install 'healthsync[postgres]'"
 _URL_HELP = "use sqlite:///path/to/healthsync.db or postgresql://user:password@host:5432/dbname"
 
 
@@ -64,15 +52,31 @@ def normalise_url(url: str) -> URL:
     raise ConfigError(f"store backend {backend!r} is not supported: {_URL_HELP}")
 
 
-def redact(url: URL | str) -> str:
+def safe_url(url: URL | str) -> str:
     """The URL as safe to print: password replaced by ***."""
     parsed = url if isinstance(url, URL) else make_url(url)
     return parsed.render_as_string(hide_password=True)
 
 
+def require_driver(url: URL) -> None:
+    """ConfigError naming the extra when the URL's backend needs a driver that is not installed.
+
+    psycopg is the `postgres` extra, not a dependency: a SQLite-only install must not need it.
+    """
+    if url.get_backend_name() != "postgresql":
+        return
+    try:
+        import psycopg  # noqa: F401  (only asking whether it is there)
+    except ImportError:
+        raise ConfigError(
+            f"the store URL is PostgreSQL but psycopg is not installed: {POSTGRES_EXTRA_HINT}"
+        ) from None
+
+
 def create_store_engine(url: str | URL) -> Engine:
     """An engine with the store's JSON encoding and, for SQLite, WAL + IMMEDIATE write transactions."""
-    parsed = normalise_url(str(url) if isinstance(url, str) else url.render_as_string(hide_password=False))
+    parsed = normalise_url(url if isinstance(url, str) else url.render_as_string(hide_password=False))
+    require_driver(parsed)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     return sa.create_engine(parsed, json_serializer=dumps_json, pool_pre_ping=True)
@@ -124,58 +128,8 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
-def _alembic_config(conn: Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    if conn is not None:
-        cfg.attributes["connection"] = conn
-    return cfg
-
-
-def head_revision() -> str:
-    """The newest migration this version of healthsync ships."""
-    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
-    if head is None:
-        raise FatalError(f"no migrations found in {MIGRATIONS_DIR}: the installation is incomplete")
-    return head
-
-
-def current_revision(engine: Engine) -> str | None:
-    """The migration the database is at (None: never migrated). Never changes the database."""
-    with _connecting(engine), engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
-
-
-def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
-    """Apply every pending migration in one transaction; returns (revision before, revision after)."""
-    with _connecting(engine), write_connection(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            # Two processes opening a fresh database at once must not both create the tables.
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK})
-        before = MigrationContext.configure(conn).get_current_revision()
-        _refuse_unknown_revision(before)
-        command.upgrade(_alembic_config(conn), "head")
-        after = MigrationContext.configure(conn).get_current_revision() or head_revision()
-    if before != after:
-        _log.info("store schema upgraded", store=redact(engine.url), from_revision=before, to_revision=after)
-    return before, after
-
-
-def _refuse_unknown_revision(revision: str | None) -> None:
-    if revision is None:
-        return
-    script = ScriptDirectory.from_config(_alembic_config())
-    try:
-        script.get_revision(revision)
-    except CommandError:
-        raise FatalError(
-            f"the database schema is at revision {revision!r}, which this healthsync does not know "
-            f"(newest here: {head_revision()!r}): it was upgraded by a newer healthsync; upgrade this one"
-        ) from None
-
-
 @contextmanager
-def _connecting(engine: Engine) -> Iterator[None]:
+def connecting(engine: Engine) -> Iterator[None]:
     """Turn a failure to connect (not a failing statement) into one clear, password-free error."""
     try:
         yield
@@ -183,7 +137,7 @@ def _connecting(engine: Engine) -> Iterator[None]:
         if exc.statement is not None:
             raise
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        raise StoreUnavailableError(f"cannot open the store at {redact(engine.url)}: {reason}") from None
+        raise StoreUnavailableError(f"cannot open the store at {safe_url(engine.url)}: {reason}") from None
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:

@@ -1,10 +1,10 @@
-"""Alembic environment for the healthsync store, driven programmatically by `sync.store_migrate`."""
+"""Alembic environment for the healthsync store, driven programmatically by `healthsync.sync.store.migrate`."""
 
 from __future__ import annotations
 
 from alembic import context
 
-# sync.store_migrate hands over an open connection (inside its transaction); running the
+# healthsync.sync.store.migrate hands over an open connection (inside its transaction); running the
 # `alembic` CLI by hand is not supported: use `healthsync db upgrade` instead.
 connection = context.config.attributes.get("connection")
 if connection is None:

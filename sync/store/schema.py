@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
-from typing import Any
-
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import Dialect
 
-from healthsync.sync.store_json import dumps_json
+from healthsync.sync.store.columns import Json, JsonSet, JsonTuple, UtcDateTime
 
 # Named constraints so Alembic can alter them later (SQLite batch mode needs names).
 NAMING_CONVENTION = {
@@ -26,55 +20,6 @@ IDENTITY_STATUSES = ("matched", "unmatched", "ambiguous")
 WRITE_STATUSES = ("ok", "failed")
 TASK_STATUSES = ("pending", "open", "completed", "failed")
 RUN_STATUSES = ("running", "ok", "partial", "failed")
-
-
-class UtcDateTime(sa.TypeDecorator):
-    """Timezone-aware UTC in, timezone-aware UTC out, on every backend.
-
-    PostgreSQL keeps `timestamptz`; SQLite has no time zone type, so values are stored as naive UTC
-    text and re-labelled UTC on read. Naive datetimes are refused: their meaning depends on the host.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"naive datetime {value.isoformat()} refused: pass a timezone-aware (UTC) datetime"
-            )
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class JsonValue(sa.TypeDecorator):
-    """JSON (JSONB on PostgreSQL), encoded by `dumps_json` before it reaches the driver.
-
-    Encoding here rather than in the driver means a value that cannot be stored fails the same way
-    (sqlalchemy StatementError, before anything is sent) on both backends.
-    """
-
-    impl = sa.JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSONB())
-        return dialect.type_descriptor(sa.JSON())
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        return None if value is None else json.loads(dumps_json(value))
 
 
 def _choice(column: str, values: tuple[str, ...], name: str) -> sa.CheckConstraint:
@@ -94,8 +39,8 @@ records = sa.Table(
     sa.Column("updated_at", UtcDateTime, nullable=True),  # the source's modstamp
     sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("deleted_at", UtcDateTime, nullable=True),
-    sa.Column("data", JsonValue, nullable=False),  # canonical fields
-    sa.Column("raw", JsonValue, nullable=True),  # source payload, so a new field map can be re-applied
+    sa.Column("data", Json, nullable=False),  # canonical fields
+    sa.Column("raw", Json, nullable=True),  # source payload, so a new field map can be re-applied
     sa.Column("first_seen_run", sa.String, nullable=True),
     sa.Column("first_seen_at", UtcDateTime, nullable=False),
     sa.Column("last_seen_at", UtcDateTime, nullable=False),
@@ -114,8 +59,8 @@ usage_daily = sa.Table(
     sa.Column("core_actions", sa.Integer, nullable=False),
     sa.Column("login_users", sa.Integer, nullable=False),
     sa.Column("value_events", sa.Integer, nullable=False),
-    sa.Column("features_used", JsonValue, nullable=False),
-    sa.Column("user_ids", JsonValue, nullable=False),
+    sa.Column("features_used", JsonSet, nullable=False),
+    sa.Column("user_ids", JsonSet, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     sa.Index(None, "source", "day"),
 )
@@ -125,7 +70,7 @@ stream_state = sa.Table(
     metadata,
     sa.Column("source", sa.String, primary_key=True),
     sa.Column("stream", sa.String, primary_key=True),
-    sa.Column("state", JsonValue, nullable=False),
+    sa.Column("state", Json, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),  # format version of `state`, owned by the caller
     sa.Column("revision", sa.Integer, nullable=False),  # bumped on every write, owned by the store
     sa.Column("updated_at", UtcDateTime, nullable=False),
@@ -139,7 +84,7 @@ identity_links = sa.Table(
     sa.Column("account_id", sa.String, nullable=True),
     sa.Column("method", sa.String, nullable=True),
     sa.Column("status", sa.String, nullable=False),
-    sa.Column("candidates", JsonValue, nullable=False),
+    sa.Column("candidates", JsonTuple, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
     _choice("method", IDENTITY_METHODS, "method"),
     _choice("status", IDENTITY_STATUSES, "status"),
@@ -153,8 +98,8 @@ score_history = sa.Table(
     sa.Column("as_of", UtcDateTime, primary_key=True),
     sa.Column("score", sa.Integer, nullable=False),
     sa.Column("band", sa.String, nullable=False),
-    sa.Column("components", JsonValue, nullable=False),
-    sa.Column("result", JsonValue, nullable=False),
+    sa.Column("components", Json, nullable=False),
+    sa.Column("result", Json, nullable=False),
     sa.Column("model", sa.String, nullable=False),
     sa.Column("run_id", sa.String, nullable=True),
     sa.Index(None, "as_of"),
@@ -167,7 +112,7 @@ writeback_ledger = sa.Table(
     sa.Column("object", sa.String, primary_key=True),
     sa.Column("record_id", sa.String, primary_key=True),
     sa.Column("field", sa.String, primary_key=True),
-    sa.Column("value", JsonValue, nullable=True),  # the value the CRM confirmed (JSON null: we cleared it)
+    sa.Column("value", Json, nullable=True),  # the value the CRM confirmed (JSON null: we cleared it)
     sa.Column("written_at", UtcDateTime, nullable=False),
     sa.Column("run_id", sa.String, nullable=True),
 )
@@ -197,7 +142,7 @@ task_ledger = sa.Table(
     sa.Column("account_id", sa.String, nullable=False),
     sa.Column("rule_id", sa.String, nullable=False),
     sa.Column("status", sa.String, nullable=False),
-    sa.Column("payload", JsonValue, nullable=False),
+    sa.Column("payload", Json, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("created_at", UtcDateTime, nullable=False),
@@ -219,7 +164,7 @@ runs = sa.Table(
     sa.Column("status", sa.String, nullable=False),
     sa.Column("started_at", UtcDateTime, nullable=False),
     sa.Column("finished_at", UtcDateTime, nullable=True),
-    sa.Column("steps", JsonValue, nullable=False),  # {step: {counts, duration_s, api_calls, errors}}
+    sa.Column("steps", Json, nullable=False),  # {step: {counts, duration_s, api_calls, errors}}
     sa.Column("error", sa.Text, nullable=True),
     _choice("status", RUN_STATUSES, "status"),
     sa.Index(None, "kind", "started_at"),
