@@ -21,8 +21,7 @@ from healthsync.sandbox.salesforce.errors import SfError
 from healthsync.sandbox.salesforce.load import INTEGRATION_USER_ID, load_portfolio, reset_org
 from healthsync.sandbox.salesforce.paging import Cursor, Cursors, batch_size, page, split_locator
 from healthsync.sandbox.salesforce.schema import standard_schemas, tooling_schemas
-from healthsync.sandbox.salesforce.soql import Path as SoqlPath
-from healthsync.sandbox.salesforce.soql import compile_soql, execute, render_row, resolve
+from healthsync.sandbox.salesforce.soql import aggregate, compile_soql, execute, render_row
 from healthsync.sandbox.salesforce.store import OrgStore, render_value
 from healthsync.sandbox.salesforce.tooling import Tooling
 
@@ -297,8 +296,8 @@ class SalesforceEmulator(Emulator):
                 self._empty_recycle_bin(now)
             query = compile_soql(request.args.get("q", ""), self.store)
             rows = execute(query, self.store, include_deleted=include_deleted, now=now)
-            if query.count is not False:
-                return json_response(self._aggregate(query, rows))
+            if query.is_aggregate:
+                return json_response(aggregate(query, rows, self.store, now))
             cursor = Cursor(query, rows, batch_size(request.headers.get("Sforce-Query-Options")), ver, endpoint, now)
             return json_response(page(self.cursors, cursor, None, 0, self.store, _odd(request)))
 
@@ -307,14 +306,6 @@ class SalesforceEmulator(Emulator):
         with self.lock:
             cursor = self.cursors.take(locator_id, self._now())
             return json_response(page(self.cursors, cursor, locator_id, start, self.store, _odd(request)))
-
-    def _aggregate(self, query: Any, rows: list[dict]) -> dict[str, Any]:
-        if query.count is None:
-            return {"totalSize": len(rows), "done": True, "records": []}
-        assert isinstance(query.count, SoqlPath)
-        count = sum(1 for row in rows if resolve(query.count, row, self.store) is not None)
-        return {"totalSize": 1, "done": True,
-                "records": [{"attributes": {"type": "AggregateResult"}, query.count_alias: count}]}
 
     def _empty_recycle_bin(self, now: datetime) -> None:
         if self.recycle_bin_days is not None:
