@@ -88,8 +88,27 @@ class SalesforcePasswordAuth(Section):
     domain: SalesforceDomain = "login"
 
 
+class SalesforceRefreshTokenAuth(Section):
+    """OAuth 2.0 refresh token flow: a connected app's client id (and secret, unless the app waives it for
+    refresh) plus a refresh token obtained once through the web-server flow. Exchanged at
+    `{instance_url or https://{domain}.salesforce.com}/services/oauth2/token`, again whenever the session expires."""
+
+    mode: Literal["refresh_token"]
+    client_id: str = Field(min_length=1)
+    client_secret: Secret | None = None
+    refresh_token: Secret
+    domain: SalesforceDomain = "login"
+    instance_url: HttpUrl | None = None
+
+    @property
+    def token_url(self) -> str:
+        base = self.instance_url.rstrip("/") if self.instance_url else f"https://{self.domain}.salesforce.com"
+        return f"{base}/services/oauth2/token"
+
+
 SalesforceAuth = Annotated[
-    SalesforceJwtAuth | SalesforceClientCredentialsAuth | SalesforcePasswordAuth, Field(discriminator="mode")
+    SalesforceJwtAuth | SalesforceClientCredentialsAuth | SalesforcePasswordAuth | SalesforceRefreshTokenAuth,
+    Field(discriminator="mode"),
 ]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 
 from healthsync.sandbox.core import SandboxClock, SandboxServer
 from healthsync.sandbox.credentials import DEMO
@@ -34,12 +35,14 @@ def emulator_classes() -> dict[str, type]:
 
 
 def build_sandbox(seed: int = 7, accounts: int = 200, crm: str = "salesforce", as_of: datetime | None = None,
-                  time_scale: float = 1.0, tls_port: int = 0, http_port: int = 0) -> SandboxServer:
+                  time_scale: float = 1.0, tls_port: int = 0, http_port: int = 0,
+                  workdir: str | Path | None = None) -> SandboxServer:
     """Generate the book, load it into every emulator and return the started server.
 
     With `as_of` the sandbox clock starts there (a reproducible instant); without it the clock is real
     time and the book's as_of is now, truncated to the hour, so rebuilding within the hour is identical.
-    The server carries `portfolio` and `crm`; stop it with `server.stop()` (or use it as a context)."""
+    The server carries `portfolio` and `crm`; stop it with `server.stop()` (or use it as a context). With
+    `workdir` the CA and the JWT key are written there and outlive the server (a config can keep naming them)."""
     if crm not in CRMS:
         raise ValueError(f"crm must be one of {', '.join(CRMS)}, got {crm!r}")
     if accounts < MIN_SIZE:
@@ -51,8 +54,10 @@ def build_sandbox(seed: int = 7, accounts: int = 200, crm: str = "salesforce", a
     clock = SandboxClock(start=as_of)
     as_of = as_of or clock.now().replace(minute=0, second=0, microsecond=0)
     portfolio = generate_portfolio(seed, accounts, as_of)
+    if workdir is not None:
+        Path(workdir).mkdir(parents=True, exist_ok=True)
     server = SandboxServer(emulator_classes().values(), clock=clock, time_scale=time_scale,
-                           tls_port=tls_port, http_port=http_port)
+                           tls_port=tls_port, http_port=http_port, workdir=workdir)
     for emulator in server.emulators:
         emulator.load(portfolio, crm=crm)
         if hasattr(emulator, "set_workdir"):

@@ -8,8 +8,10 @@ the four emulators behave alike under faults and limits.
 Control plane (plain JSON over the same ports, under `/__sandbox/`):
     POST /__sandbox/faults      {"path": regex, "method": "GET"?, "kind": ..., "times": N, ...}  add a fault
     DELETE /__sandbox/faults    clear all faults
-    GET  /__sandbox/calls       {"emulator endpoint": count}
+    GET  /__sandbox/calls       {"emulator endpoint": count, ..., "by_endpoint", "by_object", "by_client",
+                                "unrouted", "total", "rows"}   (?client=NAME: only that client's calls)
     POST /__sandbox/calls/reset
+A caller tags its requests with `X-Sandbox-Client: NAME` (untagged ones count as client "untagged").
     POST /__sandbox/clock       {"advance_seconds": S}
 Tests in the same process use the `SandboxServer` handle directly (server.faults.add(...), server.calls...).
 """
@@ -60,28 +62,76 @@ class SandboxClock:
 # ----------------------------------------------------------------------------------------------- calls
 
 
+UNROUTED = "unrouted"  # the endpoint name of a request no rule of the emulator matched (its 404/405)
+UNTAGGED = "untagged"  # the client name of a request without an X-Sandbox-Client header
+CLIENT_HEADER = "X-Sandbox-Client"
+
+
+@dataclass(frozen=True)
+class CallKey:
+    """One cell of the call counts: which emulator, which endpoint, which object type, which client."""
+
+    emulator: str
+    endpoint: str
+    object_type: str | None = None
+    client: str = UNTAGGED
+
+
 class CallLog:
-    """Counts calls per `"<emulator> <endpoint>"`, so tests and benchmarks can check API efficiency."""
+    """Counts calls per emulator, endpoint, object type (sObject / HubSpot object type) and client, so tests
+    and benchmarks can check API efficiency and attribute every call, the unrouted (404) ones included."""
 
     def __init__(self) -> None:
-        self._counts: Counter[str] = Counter()
+        self._counts: Counter[CallKey] = Counter()
         self._lock = threading.Lock()
 
-    def record(self, emulator: str, endpoint: str) -> None:
+    def record(self, emulator: str, endpoint: str, object_type: str | None = None, client: str | None = None) -> None:
         with self._lock:
-            self._counts[f"{emulator} {endpoint}"] += 1
+            self._counts[CallKey(emulator, endpoint, object_type, client or UNTAGGED)] += 1
 
-    def snapshot(self) -> dict[str, int]:
+    def snapshot(self, client: str | None = None) -> dict[str, int]:
+        """`{"<emulator> <endpoint>": count}` (unrouted requests under `"<emulator> unrouted"`)."""
+        out: Counter[str] = Counter()
+        for key, n in self._cells(client):
+            out[f"{key.emulator} {key.endpoint}"] += n
+        return dict(out)
+
+    def detail(self, client: str | None = None) -> dict[str, Any]:
+        """Every split a benchmark needs: per endpoint, per object type, per client, unrouted, and the rows."""
+        by_object: dict[str, Counter[str]] = {}
+        by_client: dict[str, Counter[str]] = {}
+        unrouted: Counter[str] = Counter()
+        rows = []
+        for key, n in self._cells(client):
+            label = f"{key.emulator} {key.endpoint}"
+            if key.object_type is not None:
+                by_object.setdefault(key.emulator, Counter())[key.object_type] += n
+            by_client.setdefault(key.client, Counter())[label] += n
+            if key.endpoint == UNROUTED:
+                unrouted[key.emulator] += n
+            rows.append({"emulator": key.emulator, "endpoint": key.endpoint, "object": key.object_type,
+                         "client": key.client, "count": n})
+        return {"by_endpoint": self.snapshot(client), "by_object": {k: dict(v) for k, v in by_object.items()},
+                "by_client": {k: dict(v) for k, v in by_client.items()}, "unrouted": dict(unrouted),
+                "total": sum(r["count"] for r in rows), "rows": rows}
+
+    def _cells(self, client: str | None) -> list[tuple[CallKey, int]]:
         with self._lock:
-            return dict(self._counts)
+            return sorted(((k, n) for k, n in self._counts.items() if client is None or k.client == client),
+                          key=lambda kv: (kv[0].emulator, kv[0].endpoint, kv[0].object_type or "", kv[0].client))
 
     def total(self, emulator: str | None = None) -> int:
         with self._lock:
-            return sum(n for k, n in self._counts.items() if emulator is None or k.startswith(emulator + " "))
+            return sum(n for k, n in self._counts.items() if emulator is None or k.emulator == emulator)
 
     def reset(self) -> None:
         with self._lock:
             self._counts.clear()
+
+
+def client_of(request: Request) -> str:
+    """The caller's self-chosen name (`X-Sandbox-Client`), so concurrent clients are counted apart."""
+    return (request.headers.get(CLIENT_HEADER) or "").strip()[:64] or UNTAGGED
 
 
 # ----------------------------------------------------------------------------------------------- faults
@@ -230,15 +280,30 @@ class Emulator:
     def handles(self, path: str) -> bool:
         return any(path.startswith(p) for p in self.prefixes)
 
+    def call_object(self, request: Request, endpoint: str, values: dict[str, Any]) -> str | None:
+        """The object type a call concerns, for the per-object counts (an sObject, a HubSpot object type)."""
+        found = values.get("object_type") or values.get("sobject")
+        return str(found) if found else None
+
+    def claims(self, request: Request) -> bool:
+        """Whether a request no emulator's prefix matched is meant for this API (e.g. by its credentials), so
+        its 404 comes in this API's shape and is counted here."""
+        return False
+
+    def unrouted(self, request: Request, status: int = 404, message: str | None = None) -> Response:
+        """Count and answer a request no rule matched, in this API's error shape."""
+        self.calls.record(self.name, UNROUTED, None, client_of(request))
+        return self.error_response(status, message or f"no such resource: {request.method} {request.path}")
+
     def dispatch(self, request: Request) -> Response:
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
         except NotFound:
-            return self.error_response(404, f"no such resource: {request.method} {request.path}")
+            return self.unrouted(request)
         except HTTPException as exc:  # 405 and friends
-            return self.error_response(exc.code or 400, exc.description or "bad request")
-        self.calls.record(self.name, endpoint)
+            return self.unrouted(request, exc.code or 400, exc.description or "bad request")
+        self.calls.record(self.name, endpoint, self.call_object(request, endpoint, values), client_of(request))
         full_path = request.full_path.rstrip("?")
         fault = self.faults.take(self.name, request.method, full_path)
         if fault is not None and fault.kind != "odd_record":
@@ -404,7 +469,17 @@ class SandboxServer:
         for emu in self.emulators:
             if emu.handles(request.path):
                 return emu.dispatch(request)
+        for emu in self.emulators:
+            if emu.claims(request):
+                return emu.unrouted(request)
+        self.calls.record("sandbox", UNROUTED, None, client_of(request))
         return json_response({"error": f"no emulator serves {request.path}"}, 404)
+
+    def calls_report(self, client: str | None = None) -> dict[str, Any]:
+        """The flat `"<emulator> <endpoint>": count` keys current callers read, plus the splits (their keys
+        have no space, so they cannot collide with an endpoint key)."""
+        detail = self.calls.detail(client)
+        return {**detail["by_endpoint"], **detail}
 
     def _control(self, request: Request) -> Response:
         path, method = request.path, request.method
@@ -419,7 +494,7 @@ class SandboxServer:
             self.faults.clear()
             return json_response({"ok": True})
         if path == "/__sandbox/calls" and method == "GET":
-            return json_response(self.calls.snapshot())
+            return json_response(self.calls_report(request.args.get("client") or None))
         if path == "/__sandbox/calls/reset" and method == "POST":
             self.calls.reset()
             return json_response({"ok": True})

@@ -17,6 +17,8 @@ class SalesforceCredentials:
     consumer_key: str = "demo-consumer-key"
     consumer_secret: str = "demo-consumer-secret"
     org_id: str = "00D000000000001AAA"
+    # A refresh token the connected app obtained earlier (web-server flow); exchanged at /services/oauth2/token.
+    refresh_token: str = "5Aep8demo-healthsync-refresh-token"
     # Access tokens expire after this many (sandbox-clock) seconds; tests shorten it to force INVALID_SESSION_ID.
     session_seconds: int = 7200
 

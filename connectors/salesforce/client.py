@@ -31,10 +31,12 @@ from simple_salesforce.exceptions import (
     SalesforceOperationError,
 )
 
+from healthsync.config.secrets import register_secret
 from healthsync.config.settings import (
     SalesforceClientCredentialsAuth,
     SalesforceJwtAuth,
     SalesforcePasswordAuth,
+    SalesforceRefreshTokenAuth,
     Settings,
 )
 from healthsync.connectors.base import classify_http, redact
@@ -126,6 +128,8 @@ class SalesforceConnection:
         self._schema_ttl = schema_ttl
         self._monotonic = monotonic
         self._schemas: dict[str, tuple[float, dict[str, dict[str, Any]]]] = {}
+        # A session built from an exchanged token (refresh-token mode) is not renewed by the SDK itself
+        self.renew_expired = getattr(factory, "renews_by_login", False)
 
     @classmethod
     def from_settings(
@@ -168,6 +172,22 @@ class SalesforceConnection:
 
     def once(self, what: str, fn: Callable[[Salesforce], T], *, per_record: bool = False) -> T:
         """One attempt, translated but not retried (for callers that must decide what a retry means)."""
+        sf = self.sf
+        try:
+            return fn(sf)
+        except HealthsyncError:
+            raise
+        except SalesforceExpiredSession as exc:
+            if not self.renew_expired:
+                raise self.translate(exc, what, per_record=per_record) from None
+        except Exception as exc:  # noqa: BLE001 - every SDK/transport failure is translated
+            raise self.translate(exc, what, per_record=per_record) from None
+        return self._after_new_login(what, fn, per_record)
+
+    def _after_new_login(self, what: str, fn: Callable[[Salesforce], T], per_record: bool) -> T:
+        """The session expired: exchange the refresh token again and retry the call once on the new session."""
+        with self._lock:
+            self._sf = None
         sf = self.sf
         try:
             return fn(sf)
@@ -294,6 +314,12 @@ def sdk_factory(settings: Settings) -> SdkFactory:
                               privatekey=auth.read_private_key().get_secret_value(), domain=auth.domain,
                               session=http, version=version)
         return jwt_login
+    if isinstance(auth, SalesforceRefreshTokenAuth):
+        def refresh_token_login(http: SalesforceHttp) -> Salesforce:
+            session_id, instance_url = exchange_refresh_token(http, auth)
+            return Salesforce(instance_url=instance_url, session_id=session_id, session=http, version=version)
+        refresh_token_login.renews_by_login = True  # type: ignore[attr-defined]
+        return refresh_token_login
     if isinstance(auth, SalesforceClientCredentialsAuth):
         domain = auth.domain or _domain_of(auth.instance_url)
 
@@ -311,6 +337,38 @@ def sdk_factory(settings: Settings) -> SdkFactory:
     return password_login
 
 
+def exchange_refresh_token(http: requests.Session, auth: SalesforceRefreshTokenAuth) -> tuple[str, str]:
+    """POST grant_type=refresh_token to the token URL; returns (access token, instance URL). simple-salesforce
+    has no refresh-token login, so we exchange the token ourselves and hand the SDK a session id ("OAuth 2.0
+    Refresh Token Flow" on help.salesforce.com). Neither token is ever put in an error or a log line."""
+    form = {"grant_type": "refresh_token", "client_id": auth.client_id,
+            "refresh_token": auth.refresh_token.get_secret_value()}
+    if auth.client_secret is not None:
+        form["client_secret"] = auth.client_secret.get_secret_value()
+    try:
+        answer = http.post(auth.token_url, data=form, headers={"Accept": "application/json"})
+    except requests.exceptions.RequestException as exc:
+        raise RetryableError(f"salesforce: the token endpoint is unreachable ({type(exc).__name__})") from None
+    body = _json_or_none(answer)
+    if answer.status_code >= 500 or answer.status_code == 429:
+        raise RetryableError(f"salesforce: the token endpoint failed (HTTP {answer.status_code})")
+    if answer.status_code != 200 or not isinstance(body, Mapping) or not body.get("access_token"):
+        code = body.get("error") if isinstance(body, Mapping) else None
+        text = redact(str(body.get("error_description") or "")) if isinstance(body, Mapping) else ""
+        raise AuthError(f"salesforce: the refresh token was not accepted (HTTP {answer.status_code}: "
+                        f"{code or 'no error code'}{': ' + text[:120] if text else ''}); "
+                        "check crm.salesforce.auth.client_id, client_secret and refresh_token")
+    register_secret(str(body["access_token"]))
+    return str(body["access_token"]), str(body.get("instance_url") or "")
+
+
+def _json_or_none(answer: requests.Response) -> Any:
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
 def _domain_of(instance_url: str | None) -> str:
     host = urllib.parse.urlsplit(instance_url or "").hostname or ""
     if not host.endswith(LOGIN_HOST_SUFFIX):
@@ -326,6 +384,9 @@ def auth_fix_hint(settings: Settings) -> str:
     if isinstance(auth, SalesforceJwtAuth):
         return ("check crm.salesforce.auth.consumer_key, username and private_key_file (the key of the certificate "
                 "uploaded to the connected app), and that the user is pre-authorized for the app")
+    if isinstance(auth, SalesforceRefreshTokenAuth):
+        return ("check crm.salesforce.auth.client_id, client_secret and refresh_token (revoked tokens must be "
+                "obtained again through the connected app's web-server flow), and the domain or instance_url")
     if isinstance(auth, SalesforceClientCredentialsAuth):
         return ("check crm.salesforce.auth.consumer_key and consumer_secret, the domain (your My Domain), and "
                 "that the connected app has a run-as user for the client credentials flow")
@@ -340,5 +401,5 @@ def org_key(settings: Settings) -> str:
     auth = sf_settings.auth
     host = (settings.sandbox.salesforce_url if settings.sandbox and settings.sandbox.salesforce_url else None)
     domain = getattr(auth, "domain", None) or getattr(auth, "instance_url", None) or "login"
-    who = getattr(auth, "username", None) or getattr(auth, "consumer_key", "")
+    who = getattr(auth, "username", None) or getattr(auth, "consumer_key", None) or getattr(auth, "client_id", "")
     return f"{host or domain}/{who}"

@@ -30,6 +30,12 @@ from werkzeug.wrappers import Request, Response
 from healthsync.sandbox.core import CallLog, Emulator, FaultInjector, SandboxClock, SlidingWindowLimit
 from healthsync.sandbox.credentials import DEMO
 from healthsync.sandbox.hubspot import errors
+from healthsync.sandbox.hubspot.legacy_api import (
+    LEGACY_PREFIXES,
+    LEGACY_RULES,
+    OTHER_HUBSPOT_ROOTS,
+    LegacyApi,
+)
 from healthsync.sandbox.hubspot.load import load_portfolio, owner_json
 from healthsync.sandbox.hubspot.objects_api import OBJECT_RULES, ObjectsApi
 from healthsync.sandbox.hubspot.portal_api import PORTAL_RULES, PortalApi
@@ -41,10 +47,10 @@ from healthsync.sandbox.model import Owner, Portfolio
 BURST_WINDOW_SECONDS = 10
 
 
-class HubSpotEmulator(ObjectsApi, PortalApi, Emulator):
+class HubSpotEmulator(ObjectsApi, PortalApi, LegacyApi, Emulator):
     name = "hubspot"
-    prefixes = ("/crm/", "/oauth/v1/")
-    url_map = Map(OBJECT_RULES + PORTAL_RULES, strict_slashes=False)
+    prefixes = ("/crm/", "/oauth/v1/", *LEGACY_PREFIXES, *OTHER_HUBSPOT_ROOTS)
+    url_map = Map(OBJECT_RULES + PORTAL_RULES + LEGACY_RULES, strict_slashes=False)
 
     def __init__(self, clock: SandboxClock, calls: CallLog, faults: FaultInjector, time_scale: float = 1.0):
         super().__init__(clock, calls, faults, time_scale)
@@ -126,8 +132,26 @@ class HubSpotEmulator(ObjectsApi, PortalApi, Emulator):
         return errors.expired(now - timedelta(minutes=1), now)
 
     def error_response(self, status: int, message: str) -> Response:
+        # "Error handling" (developers.hubspot.com/docs/api/error-handling): every error is
+        # {status: "error", message, correlationId, category}, unknown paths included
         category = "OBJECT_NOT_FOUND" if status == 404 else "VALIDATION_ERROR"
         return errors.error(status, category, message)
+
+    def claims(self, request: Request) -> bool:
+        """An unrouted request carrying this portal's token (or the SDK's User-Agent) is a HubSpot call."""
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and (token == self.credentials.access_token or token in self._tokens):
+            return True
+        return (request.headers.get("User-Agent") or "").startswith("hubspot-api-client")
+
+    def call_object(self, request: Request, endpoint: str, values: dict) -> str | None:
+        """Object types by their plural API name, whichever spelling the path used; legacy paths by family."""
+        raw = values.get("object_type") or values.get("from_type")
+        if raw:
+            return normalize_type(str(raw)) or str(raw)
+        family = request.path.strip("/").split("/", 1)[0]
+        return {"companies": "companies", "contacts": "contacts", "deals": "deals",
+                "engagements": "engagements"}.get(family)
 
     # ------------------------------------------------------------------------------------------ limits
     def rate_limit(self, request: Request, endpoint: str) -> Response | None:

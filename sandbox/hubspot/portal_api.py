@@ -37,6 +37,12 @@ PORTAL_RULES = [
     Rule("/crm/v3/properties/<object_type>/groups/<name>", methods=["GET"], endpoint="get_group"),
     Rule("/crm/v3/properties/<object_type>/<name>", methods=["GET"], endpoint="get_property"),
     Rule("/crm/v3/properties/<object_type>/<name>", methods=["PATCH"], endpoint="update_property"),
+    # The schemas API answers under both roots ("Custom objects" guide uses /crm/v3/schemas; the API reference
+    # and hubspot-api-client use /crm-object-schemas/v3/schemas)
+    Rule("/crm/v3/schemas", methods=["GET"], endpoint="list_schemas"),
+    Rule("/crm/v3/schemas/<object_type>", methods=["GET"], endpoint="get_schema"),
+    Rule("/crm-object-schemas/v3/schemas", methods=["GET"], endpoint="list_schemas"),
+    Rule("/crm-object-schemas/v3/schemas/<object_type>", methods=["GET"], endpoint="get_schema"),
     Rule("/crm/v3/owners", methods=["GET"], endpoint="list_owners"),
     Rule("/crm/v3/owners/<owner_id>", methods=["GET"], endpoint="get_owner"),
     Rule("/crm/v4/associations/<from_type>/<to_type>/batch/read", methods=["POST"], endpoint="associations_batch_read"),
@@ -184,6 +190,15 @@ class PortalApi:
             group = GroupDef(str(body["name"]), str(body["label"]), int(body.get("displayOrder", -1)))
             self.schema.groups[t][group.name] = group
             return json_response(group.to_json(), 201)
+
+    # ------------------------------------------------------------------------------------------ schemas
+    def on_list_schemas(self, request: Request) -> Response:
+        """Custom object schemas ("Custom objects" guide, GET /crm/v3/schemas): this portal defines none, and a
+        real portal without custom objects answers 200 with an empty list."""
+        return json_response({"results": []})
+
+    def on_get_schema(self, request: Request, object_type: str) -> Response:
+        return errors.not_found(f"Unable to find object type {object_type}: this portal has no custom objects")
 
     # ------------------------------------------------------------------------------------------ owners
     @answers_bad_input

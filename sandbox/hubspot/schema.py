@@ -86,6 +86,7 @@ def make_property(name: str, ptype: str = "string", *, options: tuple[str, ...] 
 _OWNER = ("hubspot_owner_id", "enumeration")
 _LIFECYCLE = ("subscriber", "lead", "marketingqualifiedlead", "salesqualifiedlead", "opportunity",
               "customer", "evangelist", "other")
+TICKET_STAGES = ("1", "2", "3", "4")  # New, Waiting on contact, Waiting on us, Closed
 DEAL_STAGES = ("appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin",
                "contractsent", "closedwon", "closedlost")
 
@@ -123,6 +124,19 @@ def _standard_properties() -> dict[str, list[PropertyDef]]:
             make_property("hs_object_id", "number", read_only=True),
             make_property("deal_type", "enumeration", options=("renewal", "expansion", "newbusiness"), **cs),
         ],
+        # Tickets' default properties ("Tickets" guide; the default support pipeline "0" has stages 1-4)
+        "tickets": [
+            make_property("subject"), make_property("content"), make_property(*_OWNER),
+            make_property("hs_pipeline", "enumeration", options=("0",)),
+            make_property("hs_pipeline_stage", "enumeration", options=TICKET_STAGES),
+            make_property("hs_ticket_priority", "enumeration", options=("LOW", "MEDIUM", "HIGH", "URGENT")),
+            make_property("hs_ticket_category", "enumeration",
+                          options=("PRODUCT_ISSUE", "BILLING_ISSUE", "FEATURE_REQUEST", "GENERAL_INQUIRY")),
+            make_property("source_type", "enumeration", options=("CHAT", "EMAIL", "FORM", "PHONE")),
+            make_property("closed_date", "datetime"), make_property("createdate", "datetime"),
+            make_property("hs_lastmodifieddate", "datetime", read_only=True),
+            make_property("hs_object_id", "number", read_only=True),
+        ],
         "meetings": engagement_common + [
             make_property("hs_meeting_title"), make_property("hs_meeting_body"), make_property("hs_meeting_start_time", "datetime"),
             make_property("hs_meeting_end_time", "datetime"),
@@ -158,6 +172,8 @@ DEFAULT_PROPERTIES: dict[str, tuple[str, ...]] = {
     "contacts": ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
     "deals": ("amount", "closedate", "createdate", "dealname", "dealstage", "hs_lastmodifieddate",
               "hs_object_id", "pipeline"),
+    "tickets": ("content", "createdate", "hs_lastmodifieddate", "hs_object_id", "hs_pipeline",
+                "hs_pipeline_stage", "hs_ticket_category", "hs_ticket_priority", "subject"),
     **{t: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id") for t in ENGAGEMENT_TYPES},
 }
 # System properties every answer carries, whatever was asked for.
@@ -165,6 +181,7 @@ SYSTEM_PROPERTIES: dict[str, tuple[str, ...]] = {
     "companies": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
     "contacts": ("createdate", "lastmodifieddate", "hs_object_id"),
     "deals": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
+    "tickets": ("createdate", "hs_lastmodifieddate", "hs_object_id"),
     **{t: ("hs_createdate", "hs_lastmodifieddate", "hs_object_id") for t in ENGAGEMENT_TYPES},
 }
 CREATED_PROPERTY = {t: ("hs_createdate" if t in ENGAGEMENT_TYPES else "createdate") for t in OBJECT_TYPES}
@@ -323,6 +340,11 @@ def validate_properties(schema: Schema, object_type: str, values: dict, owner_id
             clean[name] = value
     if creating and object_type in ENGAGEMENT_TYPES and clean.get("hs_timestamp") is None and not errors:
         errors.append(_invalid("hs_timestamp", "REQUIRED_PROPERTY", "hs_timestamp is required"))
+    if creating and object_type == "tickets" and not errors:
+        # "Tickets" guide: a new ticket needs hs_pipeline_stage; hs_pipeline falls back to the default pipeline
+        if clean.get("hs_pipeline_stage") is None:
+            errors.append(_invalid("hs_pipeline_stage", "REQUIRED_PROPERTY", "hs_pipeline_stage is required"))
+        clean.setdefault("hs_pipeline", "0")
     return clean, errors
 
 

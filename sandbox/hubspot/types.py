@@ -9,6 +9,7 @@ OBJECT_TYPES: dict[str, tuple[str, str]] = {
     "contacts": ("contact", "0-1"),
     "companies": ("company", "0-2"),
     "deals": ("deal", "0-3"),
+    "tickets": ("ticket", "0-5"),  # "Tickets" guide, developers.hubspot.com/docs/api/crm/tickets
     "tasks": ("task", "0-27"),
     "notes": ("note", "0-46"),
     "meetings": ("meeting", "0-47"),
@@ -68,6 +69,17 @@ _KINDS = [
     AssociationKind("notes", "companies", 190, 189),
     AssociationKind("notes", "contacts", 202, 201),
     AssociationKind("notes", "deals", 214, 213),
+    # Tickets: the HUBSPOT_DEFINED ids of "Associations v4 > association type IDs" (ticket → contact 16,
+    # contact → ticket 15, ticket → company 339 unlabelled / 26 primary, ticket → deal 28, engagements 219-230)
+    AssociationKind("tickets", "contacts", 16, 15),
+    AssociationKind("tickets", "companies", 339, 340),
+    AssociationKind("tickets", "companies", 26, 25, "Primary"),
+    AssociationKind("tickets", "deals", 28, 27),
+    AssociationKind("tickets", "calls", 219, 220),
+    AssociationKind("tickets", "emails", 223, 224),
+    AssociationKind("tickets", "meetings", 225, 226),
+    AssociationKind("tickets", "notes", 227, 228),
+    AssociationKind("tickets", "tasks", 229, 230),
 ]
 
 # (from, to, typeId) -> (reverse typeId, label) for HUBSPOT_DEFINED kinds, both directions.

@@ -1,5 +1,5 @@
-"""Salesforce logins the SDK performs — SOAP username/password(+token), OAuth username-password, client
-credentials and JWT bearer — and the sessions they issue, which expire after inactivity on the sandbox clock."""
+"""Salesforce logins — SOAP username/password(+token), OAuth username-password, client credentials, JWT bearer
+and refresh token — and the sessions they issue, which expire after inactivity on the sandbox clock."""
 
 from __future__ import annotations
 
@@ -48,6 +48,8 @@ class SalesforceAuth:
         self.user_id = user_id
         self.session_seconds = credentials.session_seconds
         self._sessions: dict[str, Session] = {}
+        self.refresh_tokens = {credentials.refresh_token}  # tests revoke them to see invalid_grant
+        self.client_secret_required = True  # a connected app may waive the secret for the refresh flow
         self._lock = threading.Lock()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -134,6 +136,8 @@ class SalesforceAuth:
             failure = self._client_credentials_grant(request)
         elif grant == JWT_GRANT:
             failure = self._jwt_grant(form.get("assertion", ""), server_base)
+        elif grant == "refresh_token":
+            failure = self._refresh_grant(request)
         else:
             return _oauth_error("unsupported_grant_type", "grant type not supported")
         if failure is not None:
@@ -142,11 +146,30 @@ class SalesforceAuth:
         issued = str(int(time.time() * 1000))
         signature = base64.b64encode(hmac.new(self.credentials.consumer_secret.encode(),
                                               (server_base + issued).encode(), hashlib.sha256).digest()).decode()
+        # The refresh-token answer has the same keys and, without refresh-token rotation, no new refresh_token
+        # ("OAuth 2.0 Refresh Token Flow", help.salesforce.com sf.remoteaccess_oauth_refresh_token_flow.htm).
+        scope = "api refresh_token" if grant == "refresh_token" else "api"
         return json_response({
             "access_token": token, "instance_url": server_base,
             "id": f"{server_base}/id/{self.credentials.org_id}/{self.user_id}", "token_type": "Bearer",
-            "issued_at": issued, "signature": signature, "scope": "api",
+            "issued_at": issued, "signature": signature, "scope": scope,
         })
+
+    def _refresh_grant(self, request: Request) -> Response | None:
+        """grant_type=refresh_token: client_id, refresh_token and (unless the app waives it) client_secret, in
+        the form or as HTTP Basic. An unknown or revoked token is 400 invalid_grant "expired access/refresh
+        token" (OAuth 2.0 Refresh Token Flow; "OAuth 2.0 Endpoints and Errors" on help.salesforce.com)."""
+        form, auth = request.form, request.authorization
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        if auth is not None and auth.type == "basic":
+            client_id, secret = auth.username, auth.password
+        if client_id != self.credentials.consumer_key:
+            return _oauth_error("invalid_client_id", "client identifier invalid")
+        if (secret is not None or self.client_secret_required) and secret != self.credentials.consumer_secret:
+            return _oauth_error("invalid_client", "invalid client credentials")
+        if form.get("refresh_token") not in self.refresh_tokens:
+            return _oauth_error("invalid_grant", "expired access/refresh token")
+        return None
 
     def _client_ok(self, client_id: str | None, client_secret: str | None) -> Response | None:
         if client_id != self.credentials.consumer_key:

@@ -63,8 +63,11 @@ class BulkQueries:
             raise SfError(400, "INVALIDJOB", f"InvalidJob : unsupported columnDelimiter {delimiter!r} or "
                                              f"lineEnding {line_ending!r}")
         query = compile_soql(str(body.get("query") or ""), store)
-        if query.count is not False or query.offset:
-            raise SfError(400, "API_ERROR", "Aggregate queries and OFFSET are not supported by Bulk API 2.0 query")
+        if query.is_aggregate or query.offset or len(query.paths) != len(query.items):
+            # "Bulk API 2.0 Query Considerations": no aggregate functions, GROUP BY, OFFSET, TYPEOF, nested
+            # subqueries or function-wrapped fields (Bulk API 2.0 and Bulk API Developer Guide)
+            raise SfError(400, "API_ERROR", "Aggregate queries, OFFSET, TYPEOF, relationship subqueries and "
+                                            "functions are not supported by Bulk API 2.0 query")
         matched = execute(query, store, include_deleted=body["operation"] == "queryAll", now=now)
         rows = [[_cell(resolve(path, record, store)) for path in query.paths] for record in matched]
         if odd_record and rows:

@@ -1,8 +1,10 @@
-"""The Salesforce REST emulator: routes `/services/...` (login, SOQL, sObjects, collections, limits, Bulk 2.0
-query, Tooling custom fields) onto the in-memory org, and enforces sessions and the daily API allocation."""
+"""The Salesforce emulator: routes `/services/...` (login, SOQL, SOSL, sObjects, replication, composite and
+collections, limits, Bulk 1.0 and 2.0, Tooling custom fields) onto the in-memory org, and enforces sessions
+and the daily API allocation."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import deque
 from datetime import datetime, timedelta
@@ -12,21 +14,33 @@ from typing import Any
 from werkzeug.routing import BaseConverter, Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from healthsync.sandbox.core import CallLog, Emulator, FaultInjector, SandboxClock, json_response, read_json
+from healthsync.sandbox.core import (
+    UNROUTED,
+    CallLog,
+    Emulator,
+    FaultInjector,
+    SandboxClock,
+    client_of,
+    json_response,
+    read_json,
+)
 from healthsync.sandbox.credentials import DEMO
 from healthsync.sandbox.salesforce import bulk as bulk_api
 from healthsync.sandbox.salesforce import composite, ids
+from healthsync.sandbox.salesforce.async_api import ASYNC_PREFIX, ASYNC_RULES, AsyncApi
 from healthsync.sandbox.salesforce.auth import SalesforceAuth
+from healthsync.sandbox.salesforce.bulk_v1 import BulkError, BulkV1
 from healthsync.sandbox.salesforce.errors import SfError
 from healthsync.sandbox.salesforce.load import INTEGRATION_USER_ID, load_portfolio, reset_org
 from healthsync.sandbox.salesforce.paging import Cursor, Cursors, batch_size, page, split_locator
+from healthsync.sandbox.salesforce.rest_extras import EXTRA_RULES, RestExtras
 from healthsync.sandbox.salesforce.schema import standard_schemas, tooling_schemas
-from healthsync.sandbox.salesforce.soql import Path as SoqlPath
-from healthsync.sandbox.salesforce.soql import compile_soql, execute, render_row, resolve
+from healthsync.sandbox.salesforce.soql import aggregate, compile_soql, execute, render_row
 from healthsync.sandbox.salesforce.store import OrgStore, render_value
 from healthsync.sandbox.salesforce.tooling import Tooling
 
 _DATA = "/services/data/v<ver:ver>"
+_FROM = re.compile(r"\bFROM\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 _SESSION_EXPIRED = SfError(401, "INVALID_SESSION_ID", "Session expired or invalid")
 LATEST_VERSION = "62.0"
 
@@ -60,10 +74,12 @@ def _rules() -> list[Rule]:
         Rule(f"{_DATA}/tooling/sobjects/CustomField/", endpoint="tooling_create", methods=["POST"]),
         Rule(f"{_DATA}/tooling/sobjects/CustomField/<field_id>", endpoint="tooling_field",
              methods=["GET", "DELETE"]),
+        *EXTRA_RULES,
+        *ASYNC_RULES,
     ]
 
 
-class SalesforceEmulator(Emulator):
+class SalesforceEmulator(RestExtras, AsyncApi, Emulator):
     """A Salesforce org on 127.0.0.1 that the unmodified simple-salesforce drives over TLS.
 
     Knobs: `daily_limit`, `session_seconds`, `allow_metadata`, `recycle_bin_days`. Helpers for tests and the
@@ -86,6 +102,7 @@ class SalesforceEmulator(Emulator):
         self.tooling = Tooling(self.store, OrgStore(tooling_schemas(), self.minter))
         self.cursors = Cursors()
         self.bulk = bulk_api.BulkQueries()
+        self.bulk_v1 = BulkV1()
         self._usage: deque[datetime] = deque()
         self._usage_lock = threading.Lock()
         reset_org(self.store, self.credentials.username, self._now())
@@ -102,6 +119,7 @@ class SalesforceEmulator(Emulator):
             self.tooling.register_existing(self._now())
             self.cursors.clear()
             self.bulk.jobs.clear()
+            self.bulk_v1.clear()
             if crm == "salesforce":
                 load_portfolio(self.store, portfolio, self._now())
 
@@ -191,6 +209,11 @@ class SalesforceEmulator(Emulator):
         return request.path.startswith("/services/data/v")
 
     def check_auth(self, request: Request) -> Response | None:
+        if request.path.startswith(ASYNC_PREFIX):
+            if self.async_session_ok(request):
+                return None
+            # Bulk API 1.0 "Errors": InvalidSessionId, in the async API's own shape
+            return self.async_error(request, BulkError(400, "InvalidSessionId", "Invalid session id"))
         if not self._is_api(request):
             return None
         header = request.headers.get("Authorization", "")
@@ -234,6 +257,33 @@ class SalesforceEmulator(Emulator):
             return super().dispatch(request)
         except SfError as error:
             return self.decorate(request, error.response(), "")
+        except BulkError as error:
+            return self.async_error(request, error)
+
+    def unrouted(self, request: Request, status: int = 404, message: str | None = None) -> Response:
+        if not request.path.startswith(ASYNC_PREFIX):
+            return super().unrouted(request, status, message)
+        self.calls.record(self.name, UNROUTED, None, client_of(request))
+        return self.async_error(request, BulkError(status, "InvalidUrl", f"InvalidUrl : {request.path}"))
+
+    def call_object(self, request: Request, endpoint: str, values: dict[str, Any]) -> str | None:
+        """The sObject of a call: from the path, a SOQL FROM, a Bulk job, or the records of a collection."""
+        if values.get("sobject"):
+            return str(values["sobject"])
+        if endpoint in ("query", "query_all", "tooling_query"):
+            found = _FROM.search(request.args.get("q", ""))
+            return found.group(1) if found else None
+        if endpoint.startswith("bulk1_") and values.get("job_id"):
+            job = self.bulk_v1.jobs.get(str(values["job_id"]))
+            return job.sobject if job else None
+        if endpoint == "bulk_create":
+            found = _FROM.search(str((read_json(request) or {}).get("query", "")))
+            return found.group(1) if found else None
+        if endpoint == "collections":
+            kinds = {str((r.get("attributes") or {}).get("type")) for r in (read_json(request) or {}).get(
+                "records", []) if isinstance(r, dict)}
+            return ",".join(sorted(kinds)) or None
+        return None
 
     # ---------------------------------------------------------------------------------------- login
     def _server_base(self, request: Request) -> str:
@@ -297,8 +347,8 @@ class SalesforceEmulator(Emulator):
                 self._empty_recycle_bin(now)
             query = compile_soql(request.args.get("q", ""), self.store)
             rows = execute(query, self.store, include_deleted=include_deleted, now=now)
-            if query.count is not False:
-                return json_response(self._aggregate(query, rows))
+            if query.is_aggregate:
+                return json_response(aggregate(query, rows, self.store, now))
             cursor = Cursor(query, rows, batch_size(request.headers.get("Sforce-Query-Options")), ver, endpoint, now)
             return json_response(page(self.cursors, cursor, None, 0, self.store, _odd(request)))
 
@@ -307,14 +357,6 @@ class SalesforceEmulator(Emulator):
         with self.lock:
             cursor = self.cursors.take(locator_id, self._now())
             return json_response(page(self.cursors, cursor, locator_id, start, self.store, _odd(request)))
-
-    def _aggregate(self, query: Any, rows: list[dict]) -> dict[str, Any]:
-        if query.count is None:
-            return {"totalSize": len(rows), "done": True, "records": []}
-        assert isinstance(query.count, SoqlPath)
-        count = sum(1 for row in rows if resolve(query.count, row, self.store) is not None)
-        return {"totalSize": 1, "done": True,
-                "records": [{"attributes": {"type": "AggregateResult"}, query.count_alias: count}]}
 
     def _empty_recycle_bin(self, now: datetime) -> None:
         if self.recycle_bin_days is not None:

@@ -9,6 +9,7 @@ KEY_PREFIXES = {
     "Account": "001",
     "Contact": "003",
     "Opportunity": "006",
+    "Case": "500",
     "Task": "00T",
     "Event": "00U",
     "User": "005",

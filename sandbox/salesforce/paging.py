@@ -84,7 +84,7 @@ def page(cursors: Cursors, cursor: Cursor, locator: str | None, start: int, stor
          odd_record: bool) -> dict[str, Any]:
     """One page of a cursor starting at row `start`; opens a locator when more rows follow."""
     rows = cursor.rows[start:start + cursor.batch]
-    records = [render_row(cursor.query, row, store, cursor.version) for row in rows]
+    records = [render_row(cursor.query, row, store, cursor.version, cursor.last_used) for row in rows]
     if odd_record and records:
         corrupt(records[len(records) // 2])
     following = start + len(rows)

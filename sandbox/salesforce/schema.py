@@ -64,6 +64,40 @@ class FieldDef:
         }
 
 
+@dataclass(frozen=True)
+class ChildRelationship:
+    """A parent-to-child relationship a SOQL subquery names in FROM (`SELECT (SELECT Id FROM Contacts) FROM
+    Account`), as describe's `childRelationships` lists it ("Understanding Relationship Names", SOQL and SOSL
+    Reference, sforce_api_calls_soql_relationships_and_custom_objects.htm)."""
+
+    name: str
+    child: str
+    field: str
+    cascade_delete: bool = False
+
+    def describe(self) -> dict[str, Any]:
+        return {"cascadeDelete": self.cascade_delete, "childSObject": self.child, "deprecatedAndHidden": False,
+                "field": self.field, "junctionIdListNames": [], "junctionReferenceTo": [],
+                "relationshipName": self.name, "restrictedDelete": False}
+
+
+# Standard relationship names of the objects we emulate (the Object Reference's "Relationships" of each).
+CHILD_RELATIONSHIPS: dict[str, tuple[ChildRelationship, ...]] = {
+    "Account": (ChildRelationship("Contacts", "Contact", "AccountId", True),
+                ChildRelationship("Opportunities", "Opportunity", "AccountId", True),
+                ChildRelationship("Cases", "Case", "AccountId"),
+                ChildRelationship("Tasks", "Task", "WhatId", True),
+                ChildRelationship("Events", "Event", "WhatId", True)),
+    "Contact": (ChildRelationship("Cases", "Case", "ContactId"),
+                ChildRelationship("Tasks", "Task", "WhoId", True),
+                ChildRelationship("Events", "Event", "WhoId", True)),
+    "Opportunity": (ChildRelationship("Tasks", "Task", "WhatId", True),
+                    ChildRelationship("Events", "Event", "WhatId", True)),
+    "Case": (ChildRelationship("Tasks", "Task", "WhatId", True),
+             ChildRelationship("Events", "Event", "WhatId", True)),
+}
+
+
 _SYSTEM_DEFAULTED = {"Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp", "CreatedById",
                      "LastModifiedById", "OwnerId"}
 
@@ -99,10 +133,14 @@ class SObjectSchema:
             raise SfError(400, "INVALID_FIELD", f"No such column '{name}' on sobject of type {self.name}")
         return definition
 
+    def child_relationship(self, name: str) -> ChildRelationship | None:
+        lowered = name.lower()
+        return next((c for c in CHILD_RELATIONSHIPS.get(self.name, ()) if c.name.lower() == lowered), None)
+
     def describe(self, version: str) -> dict[str, Any]:
         summary = self.summary(version)
         summary["fields"] = [definition.describe() for definition in self.fields.values()]
-        summary["childRelationships"] = []
+        summary["childRelationships"] = [c.describe() for c in CHILD_RELATIONSHIPS.get(self.name, ())]
         summary["recordTypeInfos"] = []
         return summary
 
@@ -234,7 +272,7 @@ def _opportunity() -> SObjectSchema:
 def _activity_fields() -> list[FieldDef]:
     return [
         *_system_fields(),
-        _ref("WhatId", ("Account", "Opportunity"), "What", "Related To ID"),
+        _ref("WhatId", ("Account", "Opportunity", "Case"), "What", "Related To ID"),
         _ref("WhoId", ("Contact",), "Who", "Name ID"),
         _ref("AccountId", ("Account",), "Account", "Account ID", createable=False, updateable=False),
         _owner(),
@@ -297,6 +335,37 @@ def _user() -> SObjectSchema:
     return schema
 
 
+def _case() -> SObjectSchema:
+    """The standard Case object (Object Reference for Salesforce and Lightning Platform, "Case":
+    developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/sforce_api_objects_case.htm),
+    with its default picklist values."""
+    schema = SObjectSchema("Case", "Case", "Cases")
+    for definition in [
+        *_system_fields(),
+        _readonly("CaseNumber", "string", "Case Number", length=30, name_field=True),
+        _ref("AccountId", ("Account",), "Account", "Account ID"),
+        _ref("ContactId", ("Contact",), "Contact", "Contact ID"),
+        _f("Subject", "string"),
+        _f("Description", "textarea", length=32000),
+        _f("Status", "picklist", nillable=False, default="New",
+           picklist=("New", "Working", "Escalated", "Closed")),
+        _f("Priority", "picklist", default="Medium", picklist=("High", "Medium", "Low")),
+        _f("Origin", "picklist", "Case Origin", picklist=("Phone", "Email", "Web")),
+        _f("Type", "picklist", "Case Type",
+           picklist=("Mechanical", "Electrical", "Electronic", "Structural", "Other")),
+        _f("Reason", "picklist", "Case Reason", picklist=(
+            "Installation", "Equipment Complexity", "Performance", "Breakdown", "Equipment Design", "Feedback",
+            "Other")),
+        _readonly("IsClosed", "boolean", "Closed"),
+        _readonly("ClosedDate", "datetime", "Closed Date"),
+        _f("IsEscalated", "boolean", "Escalated"),
+        _f("SuppliedEmail", "email", "Web Email", length=80),
+        _owner(),
+    ]:
+        schema.add(definition)
+    return schema
+
+
 def _custom_field_entity() -> SObjectSchema:
     """The Tooling API's CustomField, queryable with SOQL like any sObject."""
     schema = SObjectSchema("CustomField", "Custom Field", "Custom Fields", createable=True)
@@ -316,7 +385,7 @@ def _custom_field_entity() -> SObjectSchema:
 
 
 def standard_schemas() -> dict[str, SObjectSchema]:
-    builders = (_account, _contact, _opportunity, _task, _event, _user)
+    builders = (_account, _contact, _opportunity, _case, _task, _event, _user)
     return {schema.name: schema for schema in (build() for build in builders)}
 
 

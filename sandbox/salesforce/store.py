@@ -189,17 +189,29 @@ class OrgStore:
             record["IsWon"] = stage == "Closed Won"
         elif sobject == "Task":
             record["IsClosed"] = record.get("Status") in {"Completed", "Deferred"}
+        elif sobject == "Case":
+            self._derive_case(record)
         if sobject == "Event":
             _derive_event_times(record)
         if sobject in {"Task", "Event"}:
             record["AccountId"] = self._activity_account(record)
+
+    def _derive_case(self, record: Record) -> None:
+        """CaseNumber is an auto-number; IsClosed follows the Closed status, which stamps ClosedDate."""
+        if not record.get("CaseNumber"):
+            record["CaseNumber"] = f"{1000 + len(self.tables['Case']) + 1:08d}"
+        record["IsClosed"] = record.get("Status") == "Closed"
+        if record["IsClosed"] and record.get("ClosedDate") is None:
+            record["ClosedDate"] = record.get("LastModifiedDate")
+        elif not record["IsClosed"]:
+            record["ClosedDate"] = None
 
     def _activity_account(self, record: Record) -> str | None:
         for key in ("WhatId", "WhoId"):
             found = self.find(record[key]) if record.get(key) else None
             if found and found[0] == "Account":
                 return found[1]["Id"]
-            if found and found[0] in {"Opportunity", "Contact"} and found[1].get("AccountId"):
+            if found and found[0] in {"Opportunity", "Contact", "Case"} and found[1].get("AccountId"):
                 return found[1]["AccountId"]
         return None
 

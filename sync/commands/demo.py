@@ -7,7 +7,7 @@ prints what a CS team would see — read back from the emulated CRM, not from ou
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 import time
 from collections import Counter
 from collections.abc import Mapping
@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from healthsync.config.loader import load_config
+from healthsync.errors import ConfigError
 from healthsync.sync.commands.common import console, require_sandbox, signed, top_reasons
 from healthsync.sync.pipeline import CycleReport, run_cycle
 from healthsync.sync.runtime import build_context
@@ -37,10 +38,17 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo)
 
 
+DEFAULT_WORKDIR = Path(".healthsync-demo")
+WORKDIR_MARKER = ".healthsync-demo-workdir"  # marks a folder the demo may empty on its next run
+
+
 def demo(
     accounts: int = typer.Option(200, "--accounts", help="Accounts in the synthetic book (44 or more)."),
     crm: str = typer.Option("salesforce", "--crm", help="Which CRM to emulate: salesforce or hubspot."),
     seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book (same seed, same book)."),
+    workdir: Path = typer.Option(DEFAULT_WORKDIR, "--workdir",
+                                 help="Where the demo keeps its config, secrets file and store (kept afterwards, "
+                                      "so `healthsync explain` works on the demo's data; emptied on the next run)."),
 ) -> None:
     """Run healthsync end to end against the offline sandbox and show the result."""
     build_sandbox = require_sandbox("app").build_sandbox
@@ -48,12 +56,14 @@ def demo(
     if crm not in ("salesforce", "hubspot"):
         raise typer.BadParameter("choose salesforce or hubspot", param_hint="--crm")
     started = time.monotonic()
+    workdir = prepare_workdir(workdir)
     console.print(Panel.fit("[bold]healthsync demo[/] — offline sandbox: emulated "
                             f"{'Salesforce' if crm == 'salesforce' else 'HubSpot'}, Zendesk and Mixpanel, "
                             f"{accounts} synthetic accounts"))
-    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=60.0)
-    with server, tempfile.TemporaryDirectory(prefix="healthsync-demo-") as workdir:
-        settings = load_config(*demo_config(server, crm, Path(workdir)))
+    console.print(f"[dim]Config, secrets and store: {workdir}/ (kept after the demo)[/]")
+    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=60.0, workdir=workdir / "sandbox")
+    with server:
+        settings = load_config(*write_sandbox_config(server, crm, workdir))
         store = Store.open(settings.store.resolved_url)
         try:
             ctx = build_context(settings, store, now=server.clock.now)
@@ -69,6 +79,54 @@ def demo(
         finally:
             store.close()
     console.print(f"\n[bold]Done in {time.monotonic() - started:.1f}s.[/] " + NEXT_STEPS)
+    shown = _relative(workdir)
+    console.print(f"\nThe demo's config, secrets and store stay in {shown}/: after `set -a; . {shown}/sandbox.env; "
+                  "set +a`, `healthsync explain ACCOUNT_ID` explains any account's score from them.")
+    console.print("\nTo run every command by hand against a live sandbox:")
+    for line in by_hand_lines(BY_HAND_DIR):
+        console.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+
+
+BY_HAND_DIR = Path("hs")  # short, so both lines fit a 100-column terminal
+
+
+def by_hand_lines(directory: Path) -> tuple[str, str]:
+    """Start a sandbox that writes its config (and wait for it), then load its secrets and run a cycle."""
+    return (f"healthsync sandbox serve --write-config {directory} & "
+            f"until [ -f {directory}/sandbox.env ]; do sleep 1; done",
+            f"set -a; . {directory}/sandbox.env; set +a; healthsync setup && healthsync run --once")
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def prepare_workdir(workdir: Path) -> Path:
+    """An empty folder for this run: one the demo made before is emptied; anything else must be empty."""
+    workdir = workdir.expanduser().resolve()
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / WORKDIR_MARKER).exists():
+            raise ConfigError(f"--workdir {workdir} is not empty and was not made by the demo; pick another folder")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / WORKDIR_MARKER).write_text("made by `healthsync demo`; emptied by its next run\n")
+    return workdir
+
+
+def write_sandbox_config(server, crm: str, directory: Path) -> tuple[Path, dict[str, str]]:
+    """`healthsync.yaml` (secrets as ${VAR}) and `sandbox.env` (their values as KEY=value lines, plus
+    HEALTHSYNC_CONFIG) in `directory`; sandbox.env is written last, in one rename, so a waiting shell sees a
+    complete pair."""
+    path, env = demo_config(server, crm, directory)
+    lines = [f"{key}={value}" for key, value in {**env, "HEALTHSYNC_CONFIG": str(path)}.items()]
+    partial = directory / "sandbox.env.partial"
+    partial.write_text("\n".join(lines) + "\n")
+    partial.chmod(0o600)
+    partial.replace(directory / "sandbox.env")
+    return path, env
 
 
 NEXT_STEPS = (

@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import typer
 
@@ -51,6 +52,9 @@ def serve(
     port: int = typer.Option(0, "--port", help="Plain-HTTP port (0: any free port)."),
     tls_port: int = typer.Option(0, "--tls-port", help="TLS port (0: any free port)."),
     time_scale: float = typer.Option(1.0, "--time-scale", help="Shrink rate-limit windows by this factor."),
+    write_config: Path | None = typer.Option(
+        None, "--write-config", help="Write DIR/healthsync.yaml (a complete config for this sandbox, writeback "
+                                     "live, the store under DIR) and DIR/sandbox.env (its secrets, KEY=value)."),
 ) -> None:
     """Serve the emulators until SIGTERM or Ctrl-C; print one JSON line with the connection details."""
     import structlog
@@ -59,15 +63,18 @@ def serve(
     from healthsync.sandbox.app import build_sandbox, connection_info
 
     log = structlog.get_logger("healthsync.sandbox")
+    directory = _config_dir(write_config)
     try:
         server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=time_scale, tls_port=tls_port,
-                               http_port=port)
+                               http_port=port, workdir=directory / "sandbox" if directory else None)
     except OSError as exc:
         raise ConfigError(f"cannot listen on 127.0.0.1 (--port {port}, --tls-port {tls_port}): {exc.strerror or exc}; "
                           "pick free ports or pass 0") from exc
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        if directory is not None:
+            _write_config(server, crm, directory, log)
         sys.stdout.write(json.dumps(connection_info(server)) + "\n")
         sys.stdout.flush()
         log.info("sandbox serving", https=server.https_url, http=server.http_url, crm=crm, accounts=accounts,
@@ -79,6 +86,25 @@ def serve(
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _config_dir(write_config: Path | None) -> Path | None:
+    """The --write-config folder, made if needed; a stale sandbox.env goes first so nobody reads old ports."""
+    if write_config is None:
+        return None
+    directory = write_config.expanduser().resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "sandbox.env").unlink(missing_ok=True)
+    return directory
+
+
+def _write_config(server, crm: str, directory: Path, log) -> None:
+    from healthsync.sync.commands.demo import by_hand_lines, write_sandbox_config
+
+    config, _ = write_sandbox_config(server, crm, directory)
+    log.info("sandbox config written", config=str(config), env=str(directory / "sandbox.env"))
+    _, run_line = by_hand_lines(directory)
+    sys.stderr.write(f"config: {config}\nsecrets: {directory / 'sandbox.env'}\nthen: {run_line}\n")
 
 
 def scenarios(

@@ -168,3 +168,52 @@ def test_scenarios_prints_the_manifest_as_json():
     table = subprocess.run(_cli("scenarios", "--accounts", str(MIN_SIZE), "--table"), cwd=ROOT,
                            capture_output=True, text=True, timeout=60, env=_env())
     assert table.returncode == 0 and "onboarding_day14_low_adoption" in table.stdout
+
+
+def _dotenv(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines() if line and not line.startswith("#"))
+
+
+def _by_hand(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "healthsync", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env, check=False)
+
+
+def test_serve_write_config_lets_every_command_run_by_hand(tmp_path):
+    """`sandbox serve --write-config DIR`, then the commands a newcomer types: a full cycle against it."""
+    directory = tmp_path / "hs"
+    proc = subprocess.Popen(_cli("serve", "--accounts", str(MIN_SIZE), "--write-config", str(directory)),
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 90)
+        assert ready, "no connection line within 90 s"
+        info = json.loads(proc.stdout.readline())
+        secrets = _dotenv(directory / "sandbox.env")
+        config = (directory / "healthsync.yaml").read_text()
+        assert secrets["HEALTHSYNC_CONFIG"] == str(directory / "healthsync.yaml")
+        assert secrets["DEMO_SF_PASSWORD"] == DEMO.salesforce.password and DEMO.salesforce.password not in config
+        assert "${DEMO_SF_PASSWORD}" in config and "dry_run: false" in config and str(directory) in config
+        assert info["emulators"]["salesforce"]["https"] in config
+        env = {**_env(), **secrets}
+        for step in (("check",), ("setup",), ("pull",), ("score",), ("plan",), ("run", "--once")):
+            done = _by_hand(env, *step)
+            assert done.returncode == 0, (step, done.stdout[-2000:], done.stderr[-2000:])
+        assert "salesforce" in _by_hand(env, "check").stdout
+        finished = [json.loads(line) for line in done.stderr.splitlines() if '"cycle finished"' in line]
+        assert finished and finished[-1]["status"] == "ok" and finished[-1]["writes"]["fields"] > 0
+        assert (directory / "healthsync.db").exists()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_demo_lines_for_running_by_hand_fit_a_terminal_and_name_the_written_files():
+    from healthsync.sync.commands.demo import BY_HAND_DIR, by_hand_lines
+
+    start, run = by_hand_lines(BY_HAND_DIR)
+    assert f"--write-config {BY_HAND_DIR} &" in start and f"{BY_HAND_DIR}/sandbox.env" in start
+    assert run.startswith(f"set -a; . {BY_HAND_DIR}/sandbox.env; set +a;") and run.endswith("run --once")
+    assert max(len(start), len(run)) + 2 <= 100

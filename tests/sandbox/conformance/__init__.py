@@ -1,0 +1,1 @@
+"""Conformance of the emulators to the vendors' documented requests and response shapes."""
