@@ -92,11 +92,7 @@ class AdminMixin:
                 raise KeyError(f"no ticket {ticket_id}")
             rating_id = self._take_id("rating")
             stamp = utc(created_at or self.clock.now())
-            self._ratings[rating_id] = {
-                "id": rating_id, "ticket_id": ticket_id, "score": score, "comment": comment,
-                "requester_id": ticket["requester_id"], "organization_id": ticket["organization_id"],
-                "group_id": res.SUPPORT_GROUP_ID, "created_at": stamp, "updated_at": stamp,
-            }
+            self._ratings[rating_id] = res.new_rating(rating_id, ticket, score, comment, stamp, stamp)
             ticket["satisfaction_rating"] = {"score": score, "id": rating_id, "comment": comment}
             self._touch("tickets", ticket, stamp)
             return rating_id

@@ -29,7 +29,7 @@ from healthsync.sandbox.zendesk import resources as res
 from healthsync.sandbox.zendesk.admin import AdminMixin
 from healthsync.sandbox.zendesk.exports import ExportsMixin
 from healthsync.sandbox.zendesk.lists import ListsMixin
-from healthsync.sandbox.zendesk.params import ZendeskApiError, ts, utc
+from healthsync.sandbox.zendesk.params import ZendeskApiError, ts
 
 CRMS = ("salesforce", "hubspot")
 METRIC_SET_SHAPES = ("both", "nested", "sideload")
@@ -173,14 +173,10 @@ class ZendeskEmulator(ExportsMixin, ListsMixin, AdminMixin, Emulator):
             created_at=ticket.created_at, updated_at=ticket.updated_at,
             requester_email=requester["email"] if requester else None)
 
-    @staticmethod
-    def _rating_from_model(rating) -> dict:
-        return {
-            "id": rating.id, "ticket_id": rating.ticket_id, "score": rating.score, "comment": rating.comment,
-            "requester_id": rating.requester_id, "organization_id": rating.org_id,
-            "group_id": res.SUPPORT_GROUP_ID, "created_at": utc(rating.created_at),
-            "updated_at": utc(rating.updated_at),
-        }
+    def _rating_from_model(self, rating) -> dict:
+        ticket = self._tickets.get(rating.ticket_id) or {}
+        return res.new_rating(rating.id, ticket, rating.score, rating.comment, rating.created_at,
+                              rating.updated_at, requester_id=rating.requester_id, organization_id=rating.org_id)
 
     # ------------------------------------------------------------------------------------------ hooks
     def check_auth(self, request: Request) -> Response | None:

@@ -129,6 +129,23 @@ def _duration(minutes: int | None) -> dict:
     return {"calendar": minutes, "business": None if minutes is None else round(minutes / 3)}
 
 
+# ----------------------------------------------------------------------------------------------- ratings
+
+
+def new_rating(rating_id: int, ticket: dict, score: str, comment: str, created_at: datetime, updated_at: datetime,
+               *, requester_id: int | None = None, organization_id: int | None = None) -> dict:
+    """Satisfaction Ratings → JSON format
+    (https://developer.zendesk.com/api-reference/ticketing/ticket-management/satisfaction_ratings/): the rated
+    ticket's assignee and group; no reason, as the sandbox's surveys ask for none."""
+    return {
+        "id": rating_id, "ticket_id": ticket.get("id"), "score": score, "comment": comment,
+        "requester_id": requester_id if requester_id is not None else ticket.get("requester_id"),
+        "organization_id": organization_id if organization_id is not None else ticket.get("organization_id"),
+        "assignee_id": ticket.get("assignee_id"), "group_id": ticket.get("group_id", SUPPORT_GROUP_ID),
+        "reason_id": None, "created_at": utc(created_at), "updated_at": utc(updated_at),
+    }
+
+
 # ----------------------------------------------------------------------------------------------- people
 
 
