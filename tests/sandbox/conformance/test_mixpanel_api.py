@@ -11,15 +11,18 @@ from .. import zm_fixtures as fx
 from .conftest import MP, mixpanel_sa, mixpanel_secret, mp_get
 from .docshapes import MP_ENGAGE_FIRST_PAGE, MP_ERROR, MP_EVENT, MP_PROPERTY_COUNT, assert_shape
 
-DAY = {"from_date": "2024-04-30", "to_date": "2024-04-30"}
+
+def day(**extra) -> dict:
+    """A fresh one-day export request: mixpanel-utils writes `project_id` into the dict it is given."""
+    return {"from_date": "2024-04-30", "to_date": "2024-04-30", **extra}
 PROFILES = len(fx.ACCOUNT_SPECS) * fx.PROFILES_PER_ACCOUNT + 1
 
 
 def test_project_secret_auth_is_accepted_beside_service_accounts(mp_server):
     """Authentication (https://developer.mixpanel.com/reference/authentication): a service account
     (username:secret plus project_id) or the project secret as the username with an empty password."""
-    by_secret = mixpanel_secret(mp_server).query_export(DAY)
-    by_account = mixpanel_sa(mp_server).query_export(DAY)
+    by_secret = mixpanel_secret(mp_server).query_export(day())
+    by_account = mixpanel_sa(mp_server).query_export(day())
     assert by_secret == by_account and len(by_secret) == PROFILES * 2
     assert len(mixpanel_secret(mp_server).query_engage({})) == PROFILES
     # the secret without the colon, as tap-mixpanel encodes it
@@ -38,17 +41,17 @@ def test_auth_failures_answer_mixpanel_error_json(mp_server):
     status, body = mp_get(mp_server, "/api/2.0/engage")  # a service account must name its project
     assert status == 400 and "project_id" in body["error"]
     with pytest.raises(AttributeError):  # the SDK swallows the 401 and trips on None
-        mixpanel_secret(mp_server, secret="wrong").query_export(DAY)
+        mixpanel_secret(mp_server, secret="wrong").query_export(day())
 
 
 def test_raw_export_lines_have_the_documented_shape(mp_server):
     # GET /api/2.0/export?from_date=2024-04-30&to_date=2024-04-30&event=["login"]
-    events = mixpanel_sa(mp_server).query_export({**DAY, "event": ["login"]})
+    events = mixpanel_sa(mp_server).query_export(day(event=["login"]))
     assert len(events) == PROFILES
     for event in events:
         assert_shape(event, MP_EVENT)
         assert event["event"] == "login" and "_account_key" not in event["properties"]
-    status, text = mp_get(mp_server, "/api/2.0/export", project_id=MP.project_id, **DAY)
+    status, text = mp_get(mp_server, "/api/2.0/export", project_id=MP.project_id, **day())
     lines = text.strip().split("\n")
     assert status == 200 and len(lines) == PROFILES * 2 and all(json.loads(line)["event"] for line in lines)
 

@@ -10,7 +10,10 @@ from healthsync.sandbox.mixpanel import WhereError, compile_where
 from .. import zm_fixtures as fx
 from .conftest import MP, mixpanel_sa, mp_get
 
-DAY = {"from_date": "2024-04-30", "to_date": "2024-04-30"}
+
+def day(**extra) -> dict:
+    """A fresh one-day export request: mixpanel-utils writes `project_id` into the dict it is given."""
+    return {"from_date": "2024-04-30", "to_date": "2024-04-30", **extra}
 EVENT = {"account_id": 3, "$os": "Mac OS X", "plan": "pro", "seats": 12, "ratio": 2.5, "flag": False,
          "tags": ["a", "b"], "empty": "", "zero": 0, "word_false": "false", "n_text": "42"}
 
@@ -64,13 +67,13 @@ def test_malformed_expressions_are_rejected(malformed):
 
 def test_where_filters_the_export_with_event_and_user_properties(mp_server):
     mp = mixpanel_sa(mp_server)
-    acme = mp.query_export({**DAY, "where": f'properties["account_id"] in ["{fx.sf_id(1)}", "globex.test"]'})
+    acme = mp.query_export(day(where=f'properties["account_id"] in ["{fx.sf_id(1)}", "globex.test"]'))
     assert len(acme) == 2 * 2 * fx.PROFILES_PER_ACCOUNT  # Acme and Globex users, login + feature_used
-    by_user = mp.query_export({**DAY, "where": 'user["$name"] == "Acme user 1"'})
+    by_user = mp.query_export(day(where='user["$name"] == "Acme user 1"'))
     assert {e["properties"]["distinct_id"] for e in by_user} == {"u-A1-1"}
-    by_email = mp.query_export({**DAY, "where": '"@initech.test" in properties["$email"]'})
+    by_email = mp.query_export(day(where='"@initech.test" in properties["$email"]'))
     assert len(by_email) == 2 * fx.PROFILES_PER_ACCOUNT
-    late = mp.query_export({**DAY, "where": 'properties["time"] >= 1714467600 and properties["time"] % 60 == 0'})
+    late = mp.query_export(day(where='properties["time"] >= 1714467600 and properties["time"] % 60 == 0'))
     assert late and all(e["properties"]["time"] >= 1714467600 for e in late)
 
 
