@@ -45,6 +45,8 @@ class MixpanelCredentials:
     service_account_username: str = "sandbox.sa"
     service_account_secret: str = "mp-demo-secret"
     project_id: int = 424242
+    # The project's API secret: the older Basic-auth method (secret as username, empty password)
+    api_secret: str = "mp-demo-project-secret"
 
 
 @dataclass(frozen=True)

@@ -226,10 +226,11 @@ class ZendeskSource:
         return self._zd.users.incremental(per_page=self._export_page_size, **position)
 
     def _ticket_page(self, generator: Any, state: StreamState | None, as_of: datetime) -> Page:
-        metrics = {m.get("ticket_id"): m for m in _sideloaded_metric_sets(generator)}
+        raws = _raw_values(generator)
+        metrics = _metric_sets(generator, raws)
         records: list[TicketRecord] = []
         skipped: list[SkippedRecord] = []
-        for raw in _raw_values(generator):
+        for raw in raws:
             try:
                 records.append(translate.ticket(raw, metrics.get(raw.get("id"))))
             except SkippableRecordError as exc:
@@ -238,12 +239,13 @@ class ZendeskSource:
         return Page(records=records, skipped=skipped, state=self._advance_export(state, keys, generator, as_of))
 
     def _metrics_page(self, generator: Any, state: StreamState | None, as_of: datetime) -> Page:
-        metrics = {m.get("ticket_id"): m for m in _sideloaded_metric_sets(generator)}
+        raws = _raw_values(generator)
+        metrics = _metric_sets(generator, raws)
         records: list[TicketMetricsRecord] = []
         deleted: list[str] = []
         skipped: list[SkippedRecord] = []
         keys: list[tuple[datetime, str]] = []
-        for raw in _raw_values(generator):
+        for raw in raws:
             ticket_id = translate.record_id(raw)
             try:
                 updated_at = translate.when(raw, "updated_at", "TicketRecord")
@@ -360,10 +362,23 @@ def _raw_values(generator: Any) -> Iterable[dict[str, Any]]:
     return [obj.to_dict() for obj in (getattr(generator, "values", None) or ())]
 
 
-def _sideloaded_metric_sets(generator: Any) -> list[Mapping[str, Any]]:
+def _metric_sets(generator: Any, raw_tickets: Iterable[Mapping[str, Any]]) -> dict[Any, Mapping[str, Any]]:
+    """Each ticket's metric set, by ticket id, from whichever shape the export used.
+
+    Zendesk documents `include=metric_sets` two ways: a top-level `metric_sets` array (the generic side-loading
+    page) and an object nested in each ticket as `metric_set` (Zendesk's answer for the incremental export,
+    and what production clients read). Either, or both, may arrive; a nested one belongs to its ticket even
+    when it lacks `ticket_id`, and wins when both are present.
+    """
     # zenpy keeps sideloads only in the page JSON: `metric_sets` is not one of its object types
     page = getattr(generator, "_response_json", None) or {}
-    return [m for m in page.get("metric_sets") or () if isinstance(m, Mapping)]
+    found: dict[Any, Mapping[str, Any]] = {
+        m.get("ticket_id"): m for m in page.get("metric_sets") or () if isinstance(m, Mapping)}
+    for raw in raw_tickets:
+        nested = raw.get("metric_set")
+        if isinstance(nested, Mapping):
+            found[raw.get("id")] = nested if nested.get("ticket_id") is not None else {**nested, "ticket_id": raw.get("id")}
+    return found
 
 
 def _next_start_time(generator: Any, start_time: int) -> int:

@@ -1,1 +1,1 @@
-"""Conformance of the emulators to the vendors' documented requests and response shapes."""
+"""Conformance of the sandbox emulators to the vendors' documented requests and response shapes."""
