@@ -1,4 +1,5 @@
-"""Turns the YAML file plus the environment into `Settings`, or into a list of every problem with its line."""
+"""Turns the YAML file plus the environment into `Settings`, or into a list of every problem with its line
+(the health model's and playbook's included, so every command rejects what `check` rejects)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from healthsync.config.catalog import available_presets, presets_dir, resolve_preset_path
+from healthsync.config.definitions import Definitions, definitions_of, definitions_of_broken_config
 from healthsync.config.envrefs import EnvValue, KeyPath, interpolate
 from healthsync.config.secrets import register_model_secrets
 from healthsync.config.settings import Settings
@@ -51,13 +53,15 @@ DEFAULT_CONFIG_NAME = "healthsync.yaml"
 
 @dataclass
 class Evaluation:
-    """Everything one pass over a config file produced (check prints it; load_config raises on problems)."""
+    """Everything one pass over a config file and the health model and playbook it names produced (check
+    prints it; load_config raises on problems)."""
 
     source: Path | None
     settings: Settings | None = None
     problems: list[Problem] = field(default_factory=list)
     lines: LineIndex = field(default_factory=dict)
     data: Any = None  # the document after ${VAR} interpolation (None until parsed)
+    definitions: Definitions | None = None  # the health model and playbook it names (None until validated)
 
     def line_for(self, path: KeyPath) -> int | None:
         return nearest_line(self.lines, path)
@@ -110,6 +114,10 @@ def evaluate(path: str | Path | None = None, env: Mapping[str, str] | None = Non
     if not result.problems:
         register_model_secrets(settings)
         result.settings = settings
+        result.definitions = definitions_of(settings, result.lines)
+    else:
+        result.definitions = definitions_of_broken_config(resolved, source.resolve().parent, result.lines)
+    result.problems.extend(result.definitions.problems)  # after the file's own, in document order
     return result
 
 

@@ -26,6 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from healthsync.config.health_model import load_model
+from healthsync.config.playbook import load_playbook
 from healthsync.scoring import (
     AccountFacts,
     Activity,
@@ -38,8 +40,6 @@ from healthsync.scoring import (
     Ticket,
     UsageDay,
     backfill_history,
-    load_model,
-    load_playbook,
     score_portfolio,
 )
 from healthsync.scoring.signals import SignalCalculator
