@@ -16,13 +16,13 @@ from datetime import UTC, datetime, timedelta
 import yaml
 
 from healthsync.config.catalog import resolve_preset_path
+from healthsync.config.health_model import load_model
+from healthsync.config.playbook import load_playbook
 from healthsync.sandbox.behaviour import CORE_ACTION_EVENTS, PLAN_FEATURES, VALUE_EVENTS
 from healthsync.sandbox.naming import COMPETITORS
 from healthsync.sandbox.portfolio import generate_portfolio
 from healthsync.sandbox.scenarios import CLEAN_KEY, PLANTED, RULE_IDS
 from healthsync.scoring import base as sb
-from healthsync.scoring.model import load_model
-from healthsync.scoring.playbook import load_playbook
 from healthsync.scoring.portfolio import backfill_history, score_portfolio
 
 _PAYMENT = {"current": "current", "overdue": "late", "failed": "failed"}

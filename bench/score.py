@@ -19,6 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 import yaml
 
 from healthsync.config.catalog import resolve_preset_path
+from healthsync.config.health_model import load_model
+from healthsync.config.playbook import load_playbook
 from healthsync.scoring import (
     Account,
     AccountFacts,
@@ -29,8 +31,6 @@ from healthsync.scoring import (
     PastResult,
     Ticket,
     UsageDay,
-    load_model,
-    load_playbook,
     score_portfolio,
 )
 from healthsync.scoring.portfolio import portfolio_populations, portfolio_signals

@@ -1,4 +1,5 @@
-"""Turns the YAML file plus the environment into `Settings`, or into a list of every problem with its line."""
+"""Turns the YAML file plus the environment into `Settings`, or into a list of every problem with its line
+(the health model's and playbook's included, so every command rejects what `check` rejects)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from healthsync.config.catalog import available_presets, presets_dir, resolve_preset_path
+from healthsync.config.definitions import Definitions, definitions_of, definitions_of_broken_config
 from healthsync.config.envrefs import EnvValue, KeyPath, interpolate
 from healthsync.config.secrets import register_model_secrets
 from healthsync.config.settings import Settings
+from healthsync.config.yaml_lines import (
+    LineIndex,
+    Problem,
+    dotted,
+    nearest_line,
+    parse_yaml,
+    render_problems,
+    yaml_line_index,
+)
 from healthsync.errors import ConfigError
 
 __all__ = [
@@ -28,7 +38,11 @@ __all__ = [
     "collect_problems",
     "evaluate",
     "load_config",
+    "dotted",
+    "nearest_line",
+    "parse_yaml",
     "presets_dir",
+    "render_problems",
     "resolve_preset_path",
     "yaml_line_index",
 ]
@@ -36,39 +50,18 @@ __all__ = [
 ENV_CONFIG_PATH = "HEALTHSYNC_CONFIG"
 DEFAULT_CONFIG_NAME = "healthsync.yaml"
 
-LineIndex = dict[KeyPath, int]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the configuration: where (dotted key path, line) and what to do about it."""
-
-    path: str
-    line: int | None
-    message: str
-    file: str | None = None  # set when the problem is in another file (a health model, a playbook)
-
-    def __str__(self) -> str:
-        where = []
-        if self.file:
-            where.append(self.file)
-        if self.line:
-            where.append(f"line {self.line}")
-        location = " ".join(where)
-        if self.path:
-            return f"{self.path} ({location}): {self.message}" if location else f"{self.path}: {self.message}"
-        return f"{location}: {self.message}" if location else self.message
-
 
 @dataclass
 class Evaluation:
-    """Everything one pass over a config file produced (check prints it; load_config raises on problems)."""
+    """Everything one pass over a config file and the health model and playbook it names produced (check
+    prints it; load_config raises on problems)."""
 
     source: Path | None
     settings: Settings | None = None
     problems: list[Problem] = field(default_factory=list)
     lines: LineIndex = field(default_factory=dict)
     data: Any = None  # the document after ${VAR} interpolation (None until parsed)
+    definitions: Definitions | None = None  # the health model and playbook it names (None until validated)
 
     def line_for(self, path: KeyPath) -> int | None:
         return nearest_line(self.lines, path)
@@ -121,15 +114,11 @@ def evaluate(path: str | Path | None = None, env: Mapping[str, str] | None = Non
     if not result.problems:
         register_model_secrets(settings)
         result.settings = settings
+        result.definitions = definitions_of(settings, result.lines)
+    else:
+        result.definitions = definitions_of_broken_config(resolved, source.resolve().parent, result.lines)
+    result.problems.extend(result.definitions.problems)  # after the file's own, in document order
     return result
-
-
-def render_problems(problems: list[Problem], source: Path | None) -> str:
-    """The multi-line message of ConfigError: a header and one problem per line."""
-    name = str(source) if source else "configuration"
-    count = len(problems)
-    header = f"{name}: {count} problem{'s' if count != 1 else ''} in the configuration"
-    return "\n".join([header, *(f"  - {p}" for p in problems)])
 
 
 # --- locating and reading ------------------------------------------------------------------------
@@ -162,80 +151,6 @@ def _read(source: Path) -> tuple[str, Problem | None]:
     except OSError as exc:
         message = f"cannot read {source}: {exc.strerror or exc}"
     return "", Problem("", None, message)
-
-
-# --- YAML with line numbers ----------------------------------------------------------------------
-
-
-def parse_yaml(text: str) -> tuple[Any, LineIndex, list[Problem]]:
-    """(document, key path -> 1-based line, problems). Syntax errors come back as a problem with their line."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, {}, []
-        lines, duplicates = yaml_line_index(node)
-        return loader.construct_document(node), lines, duplicates
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        return None, {}, [Problem("", mark.line + 1 if mark else None, _syntax_message(exc))]
-    except yaml.YAMLError as exc:
-        return None, {}, [Problem("", None, f"YAML error: {exc}")]
-    finally:
-        loader.dispose()
-
-
-def _syntax_message(exc: yaml.MarkedYAMLError) -> str:
-    problem = exc.problem or "invalid YAML"
-    mark = exc.problem_mark
-    column = f", column {mark.column + 1}" if mark else ""
-    message = f"YAML syntax error{column}: {problem}"
-    if exc.context:
-        message += f" ({exc.context})"
-    if "'\\t'" in problem or "tab" in problem:
-        message += "; indent with spaces, not tabs"
-    elif "mapping values are not allowed" in problem:
-        message += "; a value containing ': ' must be quoted, or a key is indented wrongly"
-    return message
-
-
-def yaml_line_index(node: yaml.Node, path: KeyPath = ()) -> tuple[LineIndex, list[Problem]]:
-    """Walk PyYAML's composed node tree: the line of every key and list item, plus duplicate keys."""
-    lines: LineIndex = {}
-    problems: list[Problem] = []
-    stack: list[tuple[yaml.Node, KeyPath]] = [(node, path)]
-    while stack:
-        current, at = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                if not isinstance(key_node, yaml.ScalarNode):
-                    continue
-                key_path = (*at, key_node.value)
-                line = key_node.start_mark.line + 1
-                if key_path in lines:
-                    problems.append(Problem(dotted(key_path), line, f"duplicate key '{key_node.value}' (first at line "
-                                            f"{lines[key_path]}); YAML keeps only the last one, so remove one of them"))
-                else:
-                    lines[key_path] = line
-                stack.append((value_node, key_path))
-        elif isinstance(current, yaml.SequenceNode):
-            for index, item in enumerate(current.value):
-                lines[(*at, index)] = item.start_mark.line + 1
-                stack.append((item, (*at, index)))
-    return lines, problems
-
-
-def nearest_line(lines: LineIndex, path: KeyPath) -> int | None:
-    """The line of `path`, or of its nearest ancestor present in the file (a missing key points at its parent)."""
-    for end in range(len(path), 0, -1):
-        line = lines.get(tuple(path[:end]))
-        if line is not None:
-            return line
-    return None
-
-
-def dotted(path: KeyPath) -> str:
-    return ".".join(str(part) for part in path)
 
 
 # --- validation and error messages ---------------------------------------------------------------

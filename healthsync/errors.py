@@ -2,6 +2,7 @@
 
     HealthsyncError
     ├── ConfigError            user mistake in config/CLI/credentials file: print, exit 2
+    │   └── DefinitionError    (config.documents) a health model or playbook is invalid; `problems` lists each
     ├── AuthError              credentials rejected: stop that source, report, wait for new credentials
     ├── RetryableError         429 / 5xx / transport: back off (honour retry_after), try again
     │   └── RateLimitedError   the API said slow down

@@ -10,7 +10,6 @@ from healthsync.scoring.base import (
     HistoryFacts,
     Intent,
     MeasureDetail,
-    ModelError,
     NpsResponse,
     Opportunity,
     OwnerSpec,
@@ -20,13 +19,13 @@ from healthsync.scoring.base import (
     Ticket,
     UsageDay,
 )
-from healthsync.scoring.model import HealthModel, load_model
-from healthsync.scoring.playbook import Playbook, load_playbook
+from healthsync.scoring.model import HealthModel
+from healthsync.scoring.playbook import Playbook
 from healthsync.scoring.portfolio import backfill_history, score_portfolio
 
 __all__ = [
     "Account", "AccountFacts", "Activity", "ComponentScore", "Contact", "HealthModel", "HealthResult",
-    "HistoryFacts", "Intent", "MeasureDetail", "ModelError",
+    "HistoryFacts", "Intent", "MeasureDetail",
     "NpsResponse", "Opportunity", "OwnerSpec", "PastResult", "Playbook", "ScoredAccount", "Signals", "Ticket",
-    "UsageDay", "backfill_history", "load_model", "load_playbook", "score_portfolio",
+    "UsageDay", "backfill_history", "score_portfolio",
 ]

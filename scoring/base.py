@@ -1,4 +1,4 @@
-"""Contracts of the scoring package: the facts it reads, the results and intents it returns, its one error.
+"""Contracts of the scoring package: the facts it reads, the results and intents it returns.
 
 Everything here is a frozen value. The sync layer builds `AccountFacts` from the store (raw, dated facts,
 never precomputed signals); scoring turns them into `Signals`, a `HealthResult` and a list of `Intent`
@@ -45,14 +45,6 @@ def _normalise_datetimes(record: object, *names: str) -> None:
         value = getattr(record, name)
         if value is not None and value.tzinfo is None:
             object.__setattr__(record, name, _utc(value))
-
-
-class ModelError(ValueError):
-    """A health model or playbook is invalid; `problems` lists every (key path, message) found."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = list(problems)
-        super().__init__("\n".join(f"{path}: {message}" for path, message in self.problems))
 
 
 # --------------------------------------------------------------------------------------------- facts

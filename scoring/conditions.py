@@ -1,5 +1,6 @@
 """Structured conditions (`all`/`any`/`not` over `{signal, op, value}`, plus `changed`/`crossed` on score
-and band), compiled once from YAML into small objects — never `eval`.
+and band): frozen values (`healthsync.config.conditions` builds them from YAML), each compiling itself into
+a closure once — never `eval`.
 
 A comparison against missing data (`None`) is false, so a rule never fires on data we do not have;
 use `op: is_null` to act on missing data on purpose.
@@ -10,11 +11,10 @@ from __future__ import annotations
 import operator
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from healthsync.scoring.base import ContextValue, HistoryFacts
-
-Problems = list[tuple[str, str]]
 
 # context names a playbook may use besides signals, with their kind
 CONTEXT_KINDS: Mapping[str, str] = {
@@ -32,11 +32,10 @@ CONTEXT_KINDS: Mapping[str, str] = {
     "coverage_pct": "number",
 }
 
-_ORDERING = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
-_OP_ALIASES = {
-    "lt": "<", "lte": "<=", "le": "<=", "gt": ">", "gte": ">=", "ge": ">=", "eq": "==", "=": "==", "ne": "!=",
-}
-_OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in", "is_null", "not_null")
+ORDERING_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+OPS = ("<", "<=", ">", ">=", "==", "!=", "in", "not_in", "is_null", "not_null")
+DeltaSince = Literal["previous", "7d", "30d"]
+BandDirection = Literal["worse", "better"]
 
 
 class Context(Protocol):
@@ -62,15 +61,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 class Condition(ABC):
-    """A compiled condition. `fn(ctx)` is the hot path: a closure built once, cheap to call per account."""
+    """A condition value. `fn(ctx)` is the hot path: a closure built once, cheap to call per account."""
 
-    __slots__ = ("fn",)
     fn: Callable[[Context], bool]
+
+    def _compile(self, fn: Callable[[Context], bool]) -> None:
+        object.__setattr__(self, "fn", fn)  # derived from the fields, so not a field itself
 
     def test(self, ctx: Context) -> bool:
         return self.fn(ctx)
@@ -83,17 +80,23 @@ class Condition(ABC):
     def describe(self) -> str: ...
 
 
+@dataclass(frozen=True)
 class Compare(Condition):
-    __slots__ = ("name", "op", "value", "check", "_description")
+    """`name op value` over a signal or rule context name; `value` is a tuple for in / not_in."""
 
-    def __init__(self, name: str, op: str, value: Any):
-        self.name, self.op, self.value = name, op, value
-        self.check = _predicate(op, value)
-        self.fn = _leaf(name, op, value)
+    name: str
+    op: str  # one of OPS
+    value: Any = None
+
+    def __post_init__(self) -> None:
+        name, op, value = self.name, self.op, self.value
+        object.__setattr__(self, "check", _predicate(op, value))
+        self._compile(_leaf(name, op, value))
         if op in ("is_null", "not_null"):
-            self._description = f"{name} {'is missing' if op == 'is_null' else 'is present'}"
+            description = f"{name} {'is missing' if op == 'is_null' else 'is present'}"
         else:
-            self._description = f"{name} {op} {format_value(value)}"
+            description = f"{name} {op} {format_value(value)}"
+        object.__setattr__(self, "_description", description)
 
     def describe(self) -> str:
         return self._description
@@ -122,8 +125,8 @@ def _leaf(name: str, op: str, expected: Any) -> Callable[[Context], bool]:
 
 
 def _predicate(op: str, expected: Any) -> Callable[[Any], bool]:
-    if op in _ORDERING:
-        compare = _ORDERING[op]
+    if op in ORDERING_OPS:
+        compare = ORDERING_OPS[op]
         return lambda v: v is not None and compare(v, expected)
     if op == "==":
         return lambda v: v is not None and v == expected
@@ -140,24 +143,24 @@ def _predicate(op: str, expected: Any) -> Callable[[Any], bool]:
     return lambda v: v is not None
 
 
+@dataclass(frozen=True)
 class All(Condition):
-    __slots__ = ("children",)
+    children: tuple[Condition, ...]
 
-    def __init__(self, children: list[Condition]):
-        self.children = tuple(children)
+    def __post_init__(self) -> None:
         fns = tuple(child.fn for child in self.children)
         if len(fns) == 1:
-            self.fn = fns[0]
+            self._compile(fns[0])
         elif len(fns) == 2:
             first, second = fns
-            self.fn = lambda ctx: first(ctx) and second(ctx)
+            self._compile(lambda ctx: first(ctx) and second(ctx))
         else:
             def every(ctx: Context) -> bool:
                 for fn in fns:
                     if not fn(ctx):
                         return False
                 return True
-            self.fn = every
+            self._compile(every)
 
     def reasons(self, ctx: Context) -> list[str]:
         return [r for child in self.children for r in child.reasons(ctx)]
@@ -166,11 +169,11 @@ class All(Condition):
         return " and ".join(c.describe() for c in self.children)
 
 
+@dataclass(frozen=True)
 class Any_(Condition):
-    __slots__ = ("children",)
+    children: tuple[Condition, ...]
 
-    def __init__(self, children: list[Condition]):
-        self.children = tuple(children)
+    def __post_init__(self) -> None:
         fns = tuple(child.fn for child in self.children)
 
         def some(ctx: Context) -> bool:
@@ -178,7 +181,7 @@ class Any_(Condition):
                 if fn(ctx):
                     return True
             return False
-        self.fn = some
+        self._compile(some)
 
     def reasons(self, ctx: Context) -> list[str]:
         return [r for child in self.children if child.test(ctx) for r in child.reasons(ctx)]
@@ -187,13 +190,13 @@ class Any_(Condition):
         return "(" + " or ".join(c.describe() for c in self.children) + ")"
 
 
+@dataclass(frozen=True)
 class Not(Condition):
-    __slots__ = ("child",)
+    child: Condition
 
-    def __init__(self, child: Condition):
-        self.child = child
-        inner = child.fn
-        self.fn = lambda ctx: not inner(ctx)
+    def __post_init__(self) -> None:
+        inner = self.child.fn
+        self._compile(lambda ctx: not inner(ctx))
 
     def reasons(self, ctx: Context) -> list[str]:
         names = _names(self.child)
@@ -214,12 +217,16 @@ def _names(condition: Condition) -> list[str]:
     return []
 
 
+@dataclass(frozen=True)
 class BandChanged(Condition):
-    __slots__ = ("from_bands", "to_bands", "direction")
+    """The band differs from the previous result's; optionally from / to given bands, or worse / better."""
 
-    def __init__(self, from_bands: frozenset[str] | None, to_bands: frozenset[str] | None, direction: str | None):
-        self.from_bands, self.to_bands, self.direction = from_bands, to_bands, direction
-        self.fn = self._changed
+    from_bands: frozenset[str] | None = None
+    to_bands: frozenset[str] | None = None
+    direction: BandDirection | None = None
+
+    def __post_init__(self) -> None:
+        self._compile(self._changed)
 
     def _changed(self, ctx: Context) -> bool:
         previous = ctx.history.previous_band
@@ -252,16 +259,17 @@ class BandChanged(Condition):
         return " ".join(parts)
 
 
-_DELTA_SOURCES = {"previous", "7d", "30d"}
-
-
+@dataclass(frozen=True)
 class ScoreChanged(Condition):
-    __slots__ = ("since", "op", "value", "check")
+    """`score change since {previous, 7d, 30d} op value` (points; negative = a drop)."""
 
-    def __init__(self, since: str, op: str, value: float):
-        self.since, self.op, self.value = since, op, value
-        self.check = _predicate(op, value)
-        self.fn = lambda ctx: self.check(self.delta(ctx))
+    since: DeltaSince
+    op: str  # a comparison: one of ORDERING_OPS, == or !=
+    value: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", _predicate(self.op, self.value))
+        self._compile(lambda ctx: self.check(self.delta(ctx)))
 
     def delta(self, ctx: Context) -> int | None:
         history = ctx.history
@@ -279,12 +287,17 @@ class ScoreChanged(Condition):
         return f"score change since {self.since} {self.op} {format_value(self.value)}"
 
 
+@dataclass(frozen=True)
 class ScoreCrossed(Condition):
-    __slots__ = ("below", "threshold", "initial")
+    """The score went below (or to/above) `threshold` since the previous result; `initial`: a first
+    score already beyond it counts too."""
 
-    def __init__(self, below: bool, threshold: float, initial: bool):
-        self.below, self.threshold, self.initial = below, threshold, initial
-        self.fn = self._crossed
+    below: bool
+    threshold: float
+    initial: bool = False
+
+    def __post_init__(self) -> None:
+        self._compile(self._crossed)
 
     def _beyond(self, score: float) -> bool:
         return score < self.threshold if self.below else score >= self.threshold
@@ -305,160 +318,3 @@ class ScoreCrossed(Condition):
 
     def describe(self) -> str:
         return f"score crossed {'below' if self.below else 'above'} {format_value(self.threshold)}"
-
-
-# ------------------------------------------------------------------------------------------ compile
-
-
-def compile_condition(node: Any, path: str, problems: Problems, kinds: Mapping[str, str]) -> Condition | None:
-    """Build a condition from parsed YAML; every problem found is appended to `problems` with its path.
-    `kinds` maps each name the condition may use to "number", "bool" or "text"."""
-    if not isinstance(node, Mapping) or not node:
-        problems.append((path, "must be a mapping: {all: [...]}, {any: [...]}, {not: ...}, "
-                               "{signal, op, value}, {changed: ...} or {crossed: ...}"))
-        return None
-    for key in ("all", "any"):
-        if key in node:
-            return _compile_group(key, node, path, problems, kinds)
-    if "not" in node:
-        _only(node, {"not"}, path, problems)
-        child = compile_condition(node["not"], f"{path}.not", problems, kinds)
-        return Not(child) if child else None
-    if "changed" in node:
-        return _compile_changed(node, path, problems)
-    if "crossed" in node:
-        return _compile_crossed(node, path, problems)
-    if "signal" in node:
-        return _compile_compare(node, path, problems, kinds)
-    problems.append((path, f"unknown condition keys {sorted(map(str, node))}; expected one of "
-                           "all, any, not, signal, changed, crossed"))
-    return None
-
-
-def _only(node: Mapping, allowed: set[str], path: str, problems: Problems) -> None:
-    extra = sorted(str(k) for k in node if k not in allowed)
-    if extra:
-        problems.append((path, f"unexpected keys {extra}; allowed: {sorted(allowed)}"))
-
-
-def _compile_group(key: str, node: Mapping, path: str, problems: Problems, kinds: Mapping[str, str]):
-    _only(node, {key}, path, problems)
-    items = node[key]
-    if not isinstance(items, list) or not items:
-        problems.append((f"{path}.{key}", "must be a non-empty list of conditions"))
-        return None
-    children = [compile_condition(item, f"{path}.{key}[{i}]", problems, kinds) for i, item in enumerate(items)]
-    if any(child is None for child in children):
-        return None
-    return All(children) if key == "all" else Any_(children)
-
-
-def normalise_op(op: Any) -> str | None:
-    if not isinstance(op, str):
-        return None
-    op = _OP_ALIASES.get(op.strip().lower(), op.strip())
-    return op if op in _OPS else None
-
-
-def _compile_compare(node: Mapping, path: str, problems: Problems, kinds: Mapping[str, str]):
-    _only(node, {"signal", "op", "value"}, path, problems)
-    name = node.get("signal")
-    kind = kinds.get(name) if isinstance(name, str) else None
-    if kind is None:
-        problems.append((f"{path}.signal", f"unknown signal {name!r}; see scoring.signals.SIGNALS "
-                                           f"or the rule context names {sorted(CONTEXT_KINDS)}"))
-    op = normalise_op(node.get("op"))
-    if op is None:
-        problems.append((f"{path}.op", f"{node.get('op')!r} is not an operator; use one of {list(_OPS)}"))
-    if kind is None or op is None:
-        return None
-    if op in ("is_null", "not_null"):
-        return Compare(name, op, None)
-    if "value" not in node:
-        problems.append((path, f"op {op!r} needs a value"))
-        return None
-    value = node["value"]
-    if not _value_fits(kind, op, value, f"{path}.value", problems):
-        return None
-    if op in ("in", "not_in"):
-        value = tuple(value)
-    return Compare(name, op, value)
-
-
-def _value_fits(kind: str, op: str, value: Any, path: str, problems: Problems) -> bool:
-    if op in _ORDERING and kind != "number":
-        problems.append((path, f"{op} needs a numeric signal; this one is {kind}"))
-        return False
-    values = value if op in ("in", "not_in") else [value]
-    if op in ("in", "not_in") and (not isinstance(value, list) or not value):
-        problems.append((path, f"{op} needs a non-empty list"))
-        return False
-    check = {"number": _is_number, "bool": lambda v: isinstance(v, bool), "text": lambda v: isinstance(v, str)}[kind]
-    bad = [v for v in values if not check(v)]
-    if bad:
-        problems.append((path, f"expected a {kind} value, got {format_value(bad[0])!s} "
-                               f"({type(bad[0]).__name__})"))
-        return False
-    return True
-
-
-def _band_set(value: Any, path: str, problems: Problems) -> frozenset[str] | None:
-    if value is None:
-        return None
-    names = [value] if isinstance(value, str) else value
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        problems.append((path, "must be a band name or a list of band names"))
-        return None
-    return frozenset(names)
-
-
-def _compile_changed(node: Mapping, path: str, problems: Problems):
-    what = node.get("changed")
-    if what == "band":
-        _only(node, {"changed", "from", "to", "direction"}, path, problems)
-        direction = node.get("direction")
-        if direction not in (None, "worse", "better"):
-            problems.append((f"{path}.direction", "must be worse or better"))
-            return None
-        before = len(problems)
-        from_bands = _band_set(node.get("from"), f"{path}.from", problems)
-        to_bands = _band_set(node.get("to"), f"{path}.to", problems)
-        return None if len(problems) > before else BandChanged(from_bands, to_bands, direction)
-    if what == "score":
-        _only(node, {"changed", "since", "op", "value"}, path, problems)
-        since = str(node.get("since", "previous"))
-        op = normalise_op(node.get("op"))
-        value = node.get("value")
-        ok = True
-        if since not in _DELTA_SOURCES:
-            problems.append((f"{path}.since", f"must be one of {sorted(_DELTA_SOURCES)}"))
-            ok = False
-        if op not in _ORDERING and op not in ("==", "!="):
-            problems.append((f"{path}.op", "must be a comparison: <, <=, >, >=, ==, !="))
-            ok = False
-        if not _is_number(value):
-            problems.append((f"{path}.value", "must be a number (points of score change, negative = drop)"))
-            ok = False
-        return ScoreChanged(since, op, value) if ok else None
-    problems.append((f"{path}.changed", "must be score or band"))
-    return None
-
-
-def _compile_crossed(node: Mapping, path: str, problems: Problems):
-    _only(node, {"crossed", "below", "above", "initial"}, path, problems)
-    if node.get("crossed") != "score":
-        problems.append((f"{path}.crossed", "only score can be crossed (use changed: band for bands)"))
-        return None
-    has_below, has_above = "below" in node, "above" in node
-    if has_below == has_above:
-        problems.append((path, "give exactly one of below: N or above: N"))
-        return None
-    threshold = node["below"] if has_below else node["above"]
-    if not _is_number(threshold):
-        problems.append((f"{path}.{'below' if has_below else 'above'}", "must be a number"))
-        return None
-    initial = node.get("initial", False)
-    if not isinstance(initial, bool):
-        problems.append((f"{path}.initial", "must be true or false"))
-        return None
-    return ScoreCrossed(has_below, threshold, initial)

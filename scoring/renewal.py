@@ -3,15 +3,11 @@ customer segment by ACV (seed 001's Enterprise / Mid-Market / SMB / Self-Serve).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
-from typing import Any
-
-from healthsync.scoring.conditions import Problems
 
 STAGES = ("engage", "propose", "negotiate", "escalate", "renewed", "lapsed")
-_WINDOW_ORDER = ("engage", "propose", "negotiate", "escalate")
+WINDOW_STAGES = ("engage", "propose", "negotiate", "escalate")  # the stages a window opens, earliest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,60 +65,3 @@ def segment_for(acv: float | None, rules: Sequence[SegmentRule]) -> str | None:
         if rule.matches(acv):
             return rule.name
     return None
-
-
-def load_windows(node: Any, path: str, problems: Problems, base: RenewalWindows = RenewalWindows()) -> RenewalWindows:
-    """Windows from `{engage: 120, propose: 90, ...}`; unspecified stages keep `base`'s value."""
-    if node is None:
-        return base
-    if not isinstance(node, Mapping):
-        problems.append((path, "must be a mapping like {engage: 120, propose: 90, negotiate: 60, escalate: 30}"))
-        return base
-    unknown = sorted(str(k) for k in node if k not in _WINDOW_ORDER)
-    if unknown:
-        problems.append((path, f"unknown stages {unknown}; windows exist for {list(_WINDOW_ORDER)}"))
-    values = {}
-    for stage in _WINDOW_ORDER:
-        value = node.get(stage, getattr(base, stage))
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            problems.append((f"{path}.{stage}", f"must be a whole number of days >= 0, got {value!r}"))
-            return base
-        values[stage] = value
-    ordered = [values[s] for s in _WINDOW_ORDER]
-    if any(b > a for a, b in pairwise(ordered)):
-        # equal windows are allowed: the earlier stage is then skipped (e.g. SMB starts at propose)
-        problems.append((path, "windows must not grow: engage >= propose >= negotiate >= escalate, got "
-                               + ", ".join(f"{s} {values[s]}" for s in _WINDOW_ORDER)))
-        return base
-    return RenewalWindows(**values)
-
-
-def load_segments(node: Any, path: str, problems: Problems) -> tuple[SegmentRule, ...]:
-    """Segments from `[{name, min_acv, inclusive?}]`, highest first."""
-    if node is None:
-        return DEFAULT_SEGMENTS
-    if not isinstance(node, list) or not node:
-        problems.append((path, "must be a non-empty list of {name, min_acv, inclusive}"))
-        return DEFAULT_SEGMENTS
-    rules = []
-    for i, item in enumerate(node):
-        where = f"{path}[{i}]"
-        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-            problems.append((where, "must be a mapping with a name and min_acv"))
-            continue
-        min_acv = item.get("min_acv")
-        if not isinstance(min_acv, (int, float)) or isinstance(min_acv, bool) or min_acv < 0:
-            problems.append((f"{where}.min_acv", f"must be a number >= 0, got {min_acv!r}"))
-            continue
-        inclusive = item.get("inclusive", True)
-        if not isinstance(inclusive, bool):
-            problems.append((f"{where}.inclusive", "must be true or false"))
-            continue
-        rules.append(SegmentRule(item["name"], float(min_acv), inclusive))
-    mins = [r.min_acv for r in rules]
-    if any(b > a for a, b in pairwise(mins)):
-        problems.append((path, "list segments from the highest min_acv to the lowest"))
-    names = [r.name for r in rules]
-    if len(set(names)) != len(names):
-        problems.append((path, "segment names must be unique"))
-    return tuple(rules)

@@ -97,6 +97,9 @@ BOOLEAN_SIGNALS = frozenset(
         "exec_sponsor_present", "exec_sponsor_engaged_90d",
     }
 )
+# what a measure, flag or rule may compare a signal with
+SIGNAL_KINDS: Mapping[str, str] = MappingProxyType(
+    {name: ("bool" if name in BOOLEAN_SIGNALS else "number") for name in SIGNALS})
 
 _USAGE_SIGNALS = tuple(n for n, (dim, _) in SIGNALS.items() if dim == "usage") + (
     "has_logged_in", "has_core_action", "has_value_event", "users_since_start",

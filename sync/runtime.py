@@ -10,60 +10,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from healthsync.config.definitions import load_definitions
 from healthsync.config.settings import Settings
 from healthsync.connectors.base import Source
 from healthsync.connectors.pacing import PacerRegistry
-from healthsync.errors import ConfigError
-from healthsync.scoring.base import ModelError
-from healthsync.scoring.model import HealthModel, load_model
-from healthsync.scoring.playbook import Playbook, load_playbook
 from healthsync.sync.facts import FactsConfig
 from healthsync.sync.pipeline import CycleContext
 from healthsync.sync.store import Store
 from healthsync.sync.store.rows import credentials_fingerprint
 from healthsync.writeback.plan import WritebackPolicy
-
-
-def load_health_model(settings: Settings) -> HealthModel:
-    data = _model_data(settings)
-    try:
-        return load_model(data)
-    except ModelError as exc:
-        raise ConfigError(f"health model ({settings.health.model}) is invalid:\n{exc}") from None
-
-
-def load_playbook_from(settings: Settings) -> Playbook:
-    try:
-        data = dict(settings.playbook.source.load())
-    except ValueError as exc:
-        raise ConfigError(f"playbook: {exc}") from None
-    roles = dict(data.get("roles") or {})
-    roles.update(settings.writeback.escalations)  # config's escalation assignees win over the playbook's
-    data["roles"] = roles
-    try:
-        return load_playbook(data)
-    except ModelError as exc:
-        raise ConfigError(f"playbook ({settings.playbook.source}) is invalid:\n{exc}") from None
-
-
-def _model_data(settings: Settings) -> dict:
-    """The model document, with the signal vocabulary the config knows (competitors, plan features) filled in."""
-    try:
-        data = dict(settings.health.model.load())
-    except ValueError as exc:
-        raise ConfigError(f"health.model: {exc}") from None
-    signals = dict(data.get("signals") or {})
-    if settings.zendesk and settings.zendesk.competitor_words and not signals.get("competitor_words"):
-        signals["competitor_words"] = list(settings.zendesk.competitor_words)
-    if settings.mixpanel:
-        if settings.mixpanel.plan_features and not signals.get("features_by_plan"):
-            signals["features_by_plan"] = {k.lower(): v for k, v in settings.mixpanel.plan_features.items()}
-        if not signals.get("core_action_events"):
-            signals["core_action_events"] = list(settings.mixpanel.core_action_events)
-        if settings.mixpanel.first_value_event and not signals.get("value_events"):
-            signals["value_events"] = [settings.mixpanel.first_value_event]
-    data["signals"] = signals
-    return data
 
 
 def writeback_policy(settings: Settings) -> WritebackPolicy:
@@ -150,7 +105,7 @@ def build_context(settings: Settings, store: Store, *, now: Callable[[], datetim
     """`connect=False` builds no connector (no network): enough to score, explain and plan from the store."""
     pacers = PacerRegistry(sleep=sleep)
     sources, writer = build_sources(settings, pacers, sleep=sleep) if connect else ({}, None)
-    model = load_health_model(settings)
+    model, playbook = load_definitions(settings)  # the same validation `check` runs
     ctx = CycleContext(
         store=store,
         crm=settings.crm.kind,
@@ -158,7 +113,7 @@ def build_context(settings: Settings, store: Store, *, now: Callable[[], datetim
         writer=writer,
         model=model,
         model_name=str(settings.health.model.name),
-        playbook=load_playbook_from(settings),
+        playbook=playbook,
         policy=writeback_policy(settings),
         facts_config=facts_config(settings),
         pacers=pacers,

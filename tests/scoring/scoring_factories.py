@@ -8,7 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from healthsync.scoring import Account, AccountFacts, UsageDay, load_model, load_playbook
+from healthsync.config.health_model import load_model
+from healthsync.config.playbook import load_playbook
+from healthsync.scoring import Account, AccountFacts, UsageDay
 from healthsync.scoring.base import HistoryFacts
 from healthsync.scoring.playbook import RuleContext
 

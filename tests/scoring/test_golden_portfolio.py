@@ -1,47 +1,63 @@
-"""Golden digests: a fixed synthetic portfolio scored by every preset (and variants that reach the other
-missing-data policies, segment overrides, per-segment percentiles and competitor words) must give exactly
-the results recorded before the scoring hot paths were optimised — bit for bit, floats and texts included.
+"""Golden results: a fixed synthetic portfolio scored by every preset (and variants that reach the other
+missing-data policies, segment overrides, per-segment percentiles and competitor words) must give the
+results recorded in `golden/*.json`, compared field by field so a failure shows what moved.
 
-The digests were recorded with the unoptimised code; a change here means results changed, which is a
-behaviour change to justify, never a number to refresh casually. The model and playbook YAML are frozen
-copies in `golden/` (the presets as of that recording), so editing a preset never moves these digests."""
+A difference is a behaviour change to justify, never a number to refresh casually. After an intended
+scoring change, re-record and review the diff before committing it:
+
+    make golden    # = HEALTHSYNC_RECORD_GOLDEN=1 .venv/bin/python -m pytest tests/scoring/test_golden_portfolio.py
+
+Floats are rounded to 6 decimals, so only real changes show. Every account's score, band and fired rules
+are kept; every DETAIL_EVERY-th account in full (components, measures, trends, stage, segment, flags,
+history, intents), and the long texts (explanation, task bodies) of every TEXT_EVERY-th, which keeps the
+files small. The model and playbook YAML are frozen copies in `golden/` (the presets as of the
+recording), so editing a preset never moves these results."""
 
 from __future__ import annotations
 
 import copy
-import hashlib
+import json
+import os
 import random
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
 
+from healthsync.config.health_model import load_model
+from healthsync.config.playbook import load_playbook
 from healthsync.scoring import (
     AccountFacts,
     Activity,
     Contact,
+    Intent,
     NpsResponse,
     Opportunity,
     PastResult,
+    ScoredAccount,
     Ticket,
     UsageDay,
     backfill_history,
-    load_model,
-    load_playbook,
     score_portfolio,
 )
 from healthsync.scoring.signals import SignalCalculator
 from tests.scoring.scoring_factories import AS_OF, PRESET_NAMES, day, days_ago, random_facts
 
 ACCOUNTS = 160
-GOLDEN_INPUTS = Path(__file__).resolve().parent / "golden"
+DETAIL_EVERY = 8  # accounts recorded in full (every account's score, band and fired rules are kept)
+TEXT_EVERY = 16  # of those, the accounts whose explanation and task bodies are kept too
+DECIMALS = 6
+GOLDEN = Path(__file__).resolve().parent / "golden"
+RECORD = os.environ.get("HEALTHSYNC_RECORD_GOLDEN") == "1"
+ABSENT = "<absent>"
+SHOWN = 12  # differing values listed in a failure
 
 
 @cache
 def _frozen_yaml(name: str) -> dict:
-    return yaml.safe_load((GOLDEN_INPUTS / f"{name}.yaml").read_text())
+    return yaml.safe_load((GOLDEN / f"{name}.yaml").read_text())
 
 
 def preset_dict(name: str) -> dict:
@@ -134,26 +150,152 @@ def _variants() -> dict[str, dict]:
     return models
 
 
-def _digest(items) -> str:
-    sha = hashlib.sha256()
-    for item in items:
-        sha.update(repr(item).encode())
-        sha.update(b"\n")
-    return sha.hexdigest()
+# ------------------------------------------------------------------------------------ readable records
 
 
-# Recorded with the code before optimisation (scoring/ as of the start of the performance work).
-GOLDEN = {
-    "default": "018ef566c06f47ca26389f654b1103c29df5e3a1f68e12fb7261718b0e7ab2dd",
-    "csm-playbook": "231e784fa5dc871b498d283440c34b094f5b5f8b0e119393f436f37970d97d10",
-    "points-100": "5f5d7208580b2ad5cf7233b14a6c2f8b29d9cf036c05c0a9e96e2128ef5763c8",
-    "ops-thresholds": "f2e5ce50df45ca85bc820d23e690890fe2099eb32dc4f056df3c43c0234e88e0",
-    "weighted-five": "87f77ddd33c7606343c3bd2adddaa70f7691c1b42a6d4f880ca2a4e7047b42c8",
-    "custom-policies": "67d11fdbc13762db33d185583f4adc41f1b991de803cbde6702edb81f8c2bfcf",
-    "csm-by-segment": "537a818d685eea741810d19f28502ebdc8241b33fed05461e0aff3629c9e852c",
-}
-GOLDEN_SIGNALS = "071eb6ddc55292d08db9e229aaac7dcc984a307a5c76da8207b14f3a02c069b4"
-GOLDEN_BACKFILL = "0233395fde3de23c8f96ec8ef006b06f8142eff2e07de332bbd2fba9dc8bf5d4"
+def _plain(value):
+    """JSON-ready: floats rounded, datetimes and dates as ISO text, tuples and sets as lists."""
+    if isinstance(value, float):
+        return round(value, DECIMALS)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)
+    return value
+
+
+def _action_record(intent: Intent) -> dict:
+    """What a rule's intents share whatever the account (the random portfolio has one owner)."""
+    owner = intent.owner
+    record = {
+        "kind": intent.kind,
+        "priority": intent.priority,
+        "owner": owner.owner_id if owner.kind == "account_owner" else f"{owner.email} ({owner.role})",
+        "due": intent.due_at,
+        "cooldown_days": intent.cooldown_days,
+    }
+    if intent.field_name is not None:
+        record["field"] = [intent.field_name, intent.field_value]
+    return _plain(record)
+
+
+def _intents_record(scored: ScoredAccount, with_text: bool) -> dict:
+    """rule id -> [window, subject] (and the task body when texts are kept)."""
+    intents = {}
+    for intent in scored.intents:
+        assert intent.dedupe_key == f"{intent.account_id}|{intent.rule_id}|{intent.window}"
+        intents[intent.rule_id] = [intent.window, intent.subject, *([intent.body] if with_text else [])]
+    return intents
+
+
+def _result_record(scored: ScoredAccount, with_text: bool) -> dict:
+    result = scored.result
+    history = result.history
+    record = {
+        "score": result.score,
+        "band": [result.band, result.band_colour],
+        "coverage": result.coverage,
+        "insufficient_data": result.insufficient_data,
+        "components": {name: score for name, score, _, _, _ in result.component_rows},
+        "measures": {name: score for name, _, _, _, score, _, _ in result.measure_rows},
+        "trend_7d_30d": [result.trend_7d, result.trend_30d],
+        "renewal": [result.renewal_stage, result.days_to_renewal],
+        "segment": result.segment,
+        "active_signals": result.active_signals,
+        "history": [history.previous_score, history.previous_band, history.previous_as_of, history.delta_7d,
+                    history.delta_30d, history.decline_weeks, history.band_changed],
+        "intents": _intents_record(scored, with_text),
+    }
+    clamped = {name: unclamped for name, _, _, unclamped, was_clamped in result.component_rows if was_clamped}
+    if clamped:
+        record["clamped"] = clamped
+    defaulted = [name for name, *_, was_defaulted in result.measure_rows if was_defaulted]
+    if defaulted:
+        record["defaulted"] = defaulted
+    if with_text:
+        record["explanation"] = result.explanation
+    assert len(record["measures"]) == len(result.measure_rows), "measure names must be unique"
+    return _plain(record)
+
+
+def _shared(scored: list[ScoredAccount]) -> tuple[dict, dict]:
+    """(measure -> [component, signal, share of the score], rule -> its action): the same for every
+    account of one variant, so recorded once."""
+    measures: dict[str, list] = {}
+    rules: dict[str, dict] = {}
+    for item in scored:
+        for name, component, signal, _, _, weight, _ in item.result.measure_rows:
+            shown = _plain([component, signal, weight])
+            assert measures.setdefault(name, shown) == shown, f"measure {name} differs between accounts"
+        for intent in item.intents:
+            action = _action_record(intent)
+            assert rules.setdefault(intent.rule_id, action) == action, f"rule {intent.rule_id} differs"
+    return measures, dict(sorted(rules.items()))
+
+
+def _detailed(index: int) -> bool:
+    return index % DETAIL_EVERY == 0
+
+
+def _results_document(scored: list[ScoredAccount]) -> dict:
+    measures, rules = _shared(scored)
+    return {
+        "measures": measures,
+        "rules": rules,
+        "all_accounts": {s.result.account_id: [s.result.score, s.result.band, [i.rule_id for i in s.intents]]
+                         for s in scored},
+        "accounts": {s.result.account_id: _result_record(s, with_text=index % TEXT_EVERY == 0)
+                     for index, s in enumerate(scored) if _detailed(index)},
+    }
+
+
+# ------------------------------------------------------------------------------------ files and comparison
+
+
+def _render(value, indent: int = 0, expand: int = 3) -> str:
+    """JSON with the outer levels one key per line (and lists of objects one per line), the rest compact:
+    a changed value is a one-line diff."""
+    pad = " " * (indent + 1)
+    if expand and isinstance(value, dict) and value:
+        rows = [f"{pad}{json.dumps(k)}: {_render(v, indent + 1, expand - 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(rows) + "\n" + " " * indent + "}"
+    if expand and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        rows = [pad + _render(v, indent + 1, 0) for v in value]
+        return "[\n" + ",\n".join(rows) + "\n" + " " * indent + "]"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _flat(value, prefix: str = "") -> dict:
+    """{"accounts.A000.measures.recent_touch": 39.13, ...}: every leaf under its dotted path."""
+    if isinstance(value, dict) and value:
+        flat = {}
+        for key, item in value.items():
+            flat.update(_flat(item, f"{prefix}{key}."))
+        return flat
+    return {prefix.rstrip("."): value}
+
+
+def _matches_golden(name: str, actual: dict) -> None:
+    """Compare with golden/<name>.json (writing it first when recording); a failure lists the paths of the
+    values that differ, with the new value on the left and the recorded one on the right."""
+    path = GOLDEN / f"{name}.json"
+    actual = json.loads(json.dumps(actual))  # the same types a file read back gives
+    if RECORD:
+        path.write_text(_render(actual) + "\n", encoding="utf-8")
+    assert path.exists(), f"{path.name} is missing: record it with `make golden`"
+    expected = json.loads(path.read_text(encoding="utf-8"))
+    got, want = _flat(actual), _flat(expected)
+    differing = sorted(key for key in got.keys() | want.keys() if got.get(key, ABSENT) != want.get(key, ABSENT))
+    shown = differing[:SHOWN]
+    assert {key: got.get(key, ABSENT) for key in shown} == {key: want.get(key, ABSENT) for key in shown}, (
+        f"{path.name}: {len(differing)} value(s) differ (the first {len(shown)} are shown)")
+
+
+# ------------------------------------------------------------------------------------ tests
 
 
 @pytest.fixture(scope="module")
@@ -165,28 +307,38 @@ def portfolio_and_history():
     return facts, history, backfilled
 
 
-@pytest.mark.parametrize("name", sorted(GOLDEN))
-def test_results_match_the_recorded_digest(name, portfolio_and_history):
+@pytest.mark.parametrize("name", sorted(_variants()))
+def test_results_match_the_golden_file(name, portfolio_and_history):
     facts, history, _ = portfolio_and_history
     model = load_model(_variants()[name])
     scored = score_portfolio(facts, model, default_playbook(), history, AS_OF)
     assert len(scored) == len(facts)
-    assert _digest(scored) == GOLDEN[name]
+    _matches_golden(f"results-{name}", _results_document(scored))
 
 
-def test_signals_match_the_recorded_digest(portfolio_and_history):
+def test_signals_match_the_golden_file(portfolio_and_history):
     facts, _, _ = portfolio_and_history
     calculator = SignalCalculator(load_model(_variants()["custom-policies"]).signal_config, AS_OF)
-    signals = [calculator.compute(f) for f in facts]
-    # key order is not part of the contract; values and evidence are
-    assert _digest((s.account_id, sorted(s.values.items()), sorted(s.evidence.items())) for s in signals) \
-        == GOLDEN_SIGNALS
+    accounts = {}
+    for index, f in enumerate(facts):
+        if _detailed(index):
+            signals = calculator.compute(f)
+            # key order is not part of the contract; values and evidence are
+            accounts[signals.account_id] = {"values": dict(sorted(signals.values.items())),
+                                            "evidence": dict(sorted(signals.evidence.items()))}
+    _matches_golden("signals", {"accounts": _plain(accounts)})
 
 
-def test_backfill_matches_the_recorded_digest(portfolio_and_history):
-    _, _, backfilled = portfolio_and_history
-    assert _digest((k, [(p.as_of, p.score, p.band, sorted(p.measures.items()), sorted(p.raw.items()))
-                        for p in v]) for k, v in sorted(backfilled.items())) == GOLDEN_BACKFILL
+def test_backfill_matches_the_golden_file(portfolio_and_history):
+    facts, _, backfilled = portfolio_and_history
+    detailed = {f.account.id for index, f in enumerate(facts) if _detailed(index)}
+    accounts = {
+        account_id: {"past": [[p.as_of, p.score, p.band] for p in past],
+                     **({"measures": [dict(sorted(p.measures.items())) for p in past],
+                         "raw": [dict(sorted(p.raw.items())) for p in past]} if account_id in detailed else {})}
+        for account_id, past in sorted(backfilled.items())
+    }
+    _matches_golden("backfill", {"accounts": _plain(accounts)})
 
 
 def test_compiled_scorers_give_exactly_what_score_gives():

@@ -6,7 +6,8 @@ import copy
 
 import pytest
 
-from healthsync.scoring import ModelError, load_model
+from healthsync.config.documents import DefinitionError
+from healthsync.config.health_model import load_model
 from healthsync.scoring.measures import percentile_rank
 from healthsync.scoring.model import Populations
 
@@ -40,7 +41,7 @@ def score(model_dict, values, segment=None):
 
 
 def problems_of(data) -> list[tuple[str, str]]:
-    with pytest.raises(ModelError) as caught:
+    with pytest.raises(DefinitionError) as caught:
         load_model(data)
     return caught.value.problems
 
@@ -62,8 +63,9 @@ def test_all_problems_are_listed_at_once():
     assert "health.components[1].measures[0].worst" in paths
     assert "health.bands[1].min" in paths
     assert "health.missing_data.policy" in paths
-    message = str(ModelError(problems_of(data)))
-    assert "health.missing_data.policy: must be one of" in message
+    with pytest.raises(DefinitionError) as caught:
+        load_model(data)
+    assert "health.missing_data.policy: must be one of" in str(caught.value)
 
 
 @pytest.mark.parametrize("mutate, path", [

@@ -6,9 +6,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from healthsync.scoring import ModelError, load_playbook
+from healthsync.config.documents import DefinitionError
+from healthsync.config.playbook import load_playbook, parse_duration
 from healthsync.scoring.base import HistoryFacts
-from healthsync.scoring.playbook import parse_duration, window_key
+from healthsync.scoring.playbook import window_key
 
 from .scoring_factories import AS_OF, account, rule_context
 
@@ -24,7 +25,7 @@ def rule(rule_id="r1", when=None, **action):
 
 
 def problems(data) -> list[tuple[str, str]]:
-    with pytest.raises(ModelError) as caught:
+    with pytest.raises(DefinitionError) as caught:
         load_playbook(data)
     return caught.value.problems
 

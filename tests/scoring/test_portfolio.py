@@ -6,10 +6,21 @@ from datetime import timedelta
 
 import pytest
 
+from healthsync.config.health_model import load_model
 from healthsync.scoring import Activity, Contact, PastResult, Ticket, backfill_history, score_portfolio
 from healthsync.scoring.explain import fit
 
-from .scoring_factories import AS_OF, account, day, days_ago, default_playbook, facts, preset, usage_rows
+from .scoring_factories import (
+    AS_OF,
+    account,
+    day,
+    days_ago,
+    default_playbook,
+    facts,
+    preset,
+    preset_dict,
+    usage_rows,
+)
 
 
 def active_account(**overrides):
@@ -56,9 +67,8 @@ def test_unsigned_renewal_in_30_days_escalates_to_cto():
 
 def test_champion_departure_and_competitor_reach_rules_and_active_signals():
     base = active_account()
-    model = dict(preset("default").source)
+    model = dict(preset_dict("default"))
     model["signals"] = dict(model["signals"], competitor_words=["Gainsight"])
-    from healthsync.scoring import load_model
     competitor_model = load_model(model)
     troubled = facts(
         base.account,

@@ -7,7 +7,8 @@ import random
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from healthsync.scoring import load_model, score_portfolio
+from healthsync.config.health_model import load_model
+from healthsync.scoring import score_portfolio
 from healthsync.scoring.model import Populations
 from healthsync.scoring.signals import BOOLEAN_SIGNALS
 

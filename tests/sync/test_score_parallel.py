@@ -10,7 +10,8 @@ import random
 import pytest
 
 import healthsync.sync.score_parallel as parallel
-from healthsync.scoring import load_model, score_portfolio
+from healthsync.config.health_model import load_model
+from healthsync.scoring import score_portfolio
 from healthsync.sync.score_parallel import can_fork, score_portfolio_parallel
 from tests.scoring.scoring_factories import AS_OF, default_playbook, preset_dict, random_facts
 
