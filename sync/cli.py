@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 
 import typer
 
 from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.sync.commands import (
+    check,
+    connectors,
+    daemon,
+    db,
+    demo,
+    identity,
+    pull,
+    sandbox,
+    score,
+    writeback,
+)
 
 # Exit codes are part of the contract: scripts and systemd read them.
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
-# Each module in sync/commands/ exposes register(app); the order is the order in --help.
-COMMAND_MODULES = (
-    "check", "db", "connectors", "pull", "identity", "score", "writeback", "daemon", "demo", "sandbox",
-)
+# Each module in sync/commands/ exposes register(app); the order is the order in --help. They are imported
+# like any other module: one that fails to import is a bug and stops the CLI, never a command gone missing.
+COMMAND_MODULES = (check, db, connectors, pull, identity, score, writeback, daemon, demo, sandbox)
 
 app = typer.Typer(
     name="healthsync",
@@ -40,15 +49,8 @@ def _root(
     configure_logging(level=log_level, fmt=log_format)
 
 
-def _register_commands() -> None:
-    for name in COMMAND_MODULES:
-        module_name = f"healthsync.sync.commands.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        importlib.import_module(module_name).register(app)
-
-
-_register_commands()
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

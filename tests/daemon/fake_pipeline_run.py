@@ -31,7 +31,7 @@ def build_cycle(settings, store):
 
 def main() -> int:
     healthsync.sync.daemon.DEFAULT_STOP_GRACE_S = 1.0
-    healthsync.sync.pipeline.build_cycle = build_cycle  # the command imports it at run time, so the fake is what it finds
+    healthsync.sync.pipeline.build_cycle = build_cycle  # `run` looks it up when it starts, so it finds the fake
     from healthsync.sync.cli import main as cli_main
 
     return cli_main(sys.argv[2:])

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import threading
 import time
-import types
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from healthsync.sync import pipeline as pipeline_module
 from healthsync.sync.cli import main
 from healthsync.sync.daemon import CycleOutcome, SourceOutcome
 from healthsync.sync.lock import acquire_store_lock
@@ -49,7 +49,7 @@ def store_url(config: Path) -> str:
 
 
 class FakePipeline:
-    """Installed as `sync.pipeline`: records what the command handed it, answers with a fixed status."""
+    """Put in place of `sync.pipeline.build_cycle`: records what the command handed it, answers with a fixed status."""
 
     def __init__(self, status: str = "ok"):
         self.status = status
@@ -70,7 +70,7 @@ class FakePipeline:
 @pytest.fixture
 def pipeline(monkeypatch: pytest.MonkeyPatch) -> FakePipeline:
     fake = FakePipeline()
-    monkeypatch.setitem(sys.modules, "healthsync.sync.pipeline", types.SimpleNamespace(build_cycle=fake.build_cycle))
+    monkeypatch.setattr(pipeline_module, "build_cycle", fake.build_cycle)
     return fake
 
 
@@ -125,12 +125,24 @@ def test_a_second_run_on_the_same_store_exits_1_naming_the_holder(
     assert pipeline.built == []  # refused before touching the store
 
 
-def test_missing_pipeline_is_a_clear_runtime_error(
-    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.setitem(sys.modules, "healthsync.sync.pipeline", None)  # makes `import sync.pipeline` fail as if absent
-    code, err = run(capsys, "--config", str(config), "--once")
-    assert code == 1 and "the cycle pipeline is not built yet" in err and "Traceback" not in err
+_HELP_WITHOUT = (
+    "import sys\n"
+    "sys.modules[{module!r}] = None  # as if the file were missing from the install\n"
+    "from healthsync.sync.cli import main\n"
+    "sys.exit(main(['--help']))\n"
+)
+
+
+@pytest.mark.parametrize("module", ["healthsync.sync.commands.demo", "healthsync.sync.pipeline"])
+def test_a_module_that_does_not_import_stops_the_cli_instead_of_dropping_a_command(module: str) -> None:
+    # A command module (or the pipeline `run` needs) that cannot be imported is a packaging or code bug: the CLI
+    # must fail with the ImportError, not print a --help that quietly lacks the command.
+    done = subprocess.run([sys.executable, "-c", _HELP_WITHOUT.format(module=module)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout
+    assert "Usage" not in done.stdout
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ModuleNotFoundError: ") and module in last_line, done.stderr
 
 
 def test_config_mistakes_exit_2(tmp_path: Path, pipeline: FakePipeline, capsys: pytest.CaptureFixture[str]) -> None:
