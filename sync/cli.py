@@ -7,6 +7,7 @@ import sys
 import typer
 
 from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.redaction import redact
 from healthsync.sync.commands import (
     check,
     connectors,
@@ -64,16 +65,16 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc.code)
     except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        _say_error(f"error: {exc}")
         return EXIT_USAGE
     except HealthsyncError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        _say_error(f"error: {exc}")
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as exc:  # a bug, not a user mistake: one line, and the traceback only when asked for
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (re-run with --log-level DEBUG for details)", err=True)
+        _say_error(f"error: unexpected {type(exc).__name__}: {exc} (re-run with --log-level DEBUG for details)")
         if _debug_requested(argv):
             raise
         return EXIT_RUNTIME
@@ -85,8 +86,13 @@ def _exit_code(code: object) -> int:
         return EXIT_OK
     if isinstance(code, int):
         return code
-    typer.echo(str(code), err=True)
+    _say_error(str(code))
     return EXIT_RUNTIME
+
+
+def _say_error(line: str) -> None:
+    """The one line an operator sees on stderr: it may quote a server, a URL or a config value, so it is redacted."""
+    typer.echo(redact(line), err=True)
 
 
 def _debug_requested(argv: list[str] | None) -> bool:

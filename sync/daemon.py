@@ -34,7 +34,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from healthsync.errors import HealthsyncError
-from healthsync.sync.logs import get_logger, redact_text
+from healthsync.redaction import redact
+from healthsync.sync.logs import get_logger
 
 CycleStatus = Literal["ok", "partial", "failed"]
 CYCLE_STATUSES: tuple[str, ...] = ("ok", "partial", "failed")
@@ -55,7 +56,7 @@ class SourceOutcome:
     """One source in one cycle: did it work, and how much it cost."""
 
     ok: bool
-    error: str | None = None  # already free of secrets (connectors redact); redacted again before display
+    error: str | None = None  # redacted where the exception became text (pull loop, cycle, daemon)
     paused: bool = False  # the source is paused (e.g. credentials rejected) and was not pulled
     records_pulled: int = 0
     api_calls: int = 0
@@ -323,7 +324,7 @@ class Daemon:
             self._guard()
         except Exception as exc:
             self.fatal = exc
-            _log.error("daemon cannot go on", error=redact_text(str(exc)), error_type=type(exc).__name__)
+            _log.error("daemon cannot go on", error=str(exc), error_type=type(exc).__name__)
             self.request_stop("guard failed")
             return False
         return True
@@ -336,15 +337,9 @@ class Daemon:
             return outcome
         except Exception as exc:  # a crash is one failed cycle: the next one may well succeed
             expected = isinstance(exc, HealthsyncError)
-            _log.error(
-                "cycle crashed",
-                kind="full" if full else "incremental",
-                error=redact_text(f"{type(exc).__name__}: {exc}"),
-                exc_info=not expected,
-            )
-            return CycleOutcome(
-                status="failed", full=full, started_at=as_of, error=redact_text(f"{type(exc).__name__}: {exc}")
-            )
+            error = redact(f"{type(exc).__name__}: {exc}")  # the outcome goes on to /healthz
+            _log.error("cycle crashed", kind="full" if full else "incremental", error=error, exc_info=not expected)
+            return CycleOutcome(status="failed", full=full, started_at=as_of, error=error)
 
     def _notify(self, method: str, *args: Any) -> None:
         if self._observer is None:
@@ -367,7 +362,7 @@ class Daemon:
             api_calls=sum(s.api_calls for s in outcome.sources.values()),
             writes=dict(outcome.writes),
             failed_sources=failed,
-            error=redact_text(outcome.error) if outcome.error else None,
+            error=outcome.error,
         )
         self._log_source_transitions(outcome)
 
@@ -379,7 +374,7 @@ class Daemon:
                 _log.warning(
                     "source paused" if source.paused else "source failing",
                     source=name,
-                    error=redact_text(source.error) if source.error else None,
+                    error=source.error,
                 )
             elif source.ok and was_failing:
                 _log.info("source recovered", source=name)

@@ -18,6 +18,7 @@ import structlog
 
 from healthsync.connectors.base import Source
 from healthsync.connectors.pacing import PacerRegistry
+from healthsync.redaction import redact
 from healthsync.scoring.base import PastResult, ScoredAccount
 from healthsync.scoring.model import HealthModel
 from healthsync.scoring.playbook import Playbook
@@ -110,7 +111,7 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
         report.status = _overall_status(report, ctx)
     except Exception as exc:  # the run record must say it failed; the daemon decides what next
         report.status = "failed"
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = redact(f"{type(exc).__name__}: {exc}")  # the run record keeps it, /healthz shows it
         log.error("cycle failed", run_id=run_id, error=report.error)
         raise
     finally:

@@ -17,6 +17,7 @@ from datetime import datetime
 from healthsync.connectors.base import Page, Source
 from healthsync.connectors.cursor import StreamState
 from healthsync.errors import AuthError, HealthsyncError, QuotaExhaustedError, RetryableError
+from healthsync.redaction import redact
 from healthsync.sync.store import Store
 from healthsync.sync.store_rows import RecordRow
 
@@ -74,7 +75,7 @@ def pull_source(
             _pull_stream(store, source, spec.name, report, as_of, now, full, run_id, stop, progress)
     except HealthsyncError as exc:
         report.ok = False
-        report.error = str(exc)
+        report.error = redact(str(exc))  # it goes on to the run record, the source status, /healthz and the CLI
         report.error_kind = _kind(exc)
     finally:
         report.seconds = time.monotonic() - started

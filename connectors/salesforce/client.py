@@ -37,7 +37,7 @@ from healthsync.config.settings import (
     SalesforcePasswordAuth,
     Settings,
 )
-from healthsync.connectors.base import classify_http, redact
+from healthsync.connectors.base import classify_http, safe_reason
 from healthsync.connectors.pacing import Pacer, PacerRegistry, salesforce_pacing
 from healthsync.connectors.retry import retry_policy
 from healthsync.errors import (
@@ -243,7 +243,7 @@ def _translate(exc: BaseException, what: str, headers: Mapping[str, str], *, per
             return type(error)(f"{error} while {what}")
         return error
     if isinstance(exc, SalesforceOperationError):
-        return FatalError(f"salesforce: a Bulk API job failed while {what}: {redact(str(exc))[:200]}")
+        return FatalError(f"salesforce: a Bulk API job failed while {what}: {safe_reason(str(exc))}")
     if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return FatalError(f"salesforce: TLS certificate verification failed while {what}; if this is the "
                           "sandbox, point sandbox.ca_file at the emulator's CA")
@@ -254,12 +254,12 @@ def _translate(exc: BaseException, what: str, headers: Mapping[str, str], *, per
         return RetryableError(f"salesforce: malformed answer while {what} ({type(exc).__name__})")
     if isinstance(exc, requests.exceptions.RequestException):
         return FatalError(f"salesforce: request failed while {what} ({type(exc).__name__})")
-    return FatalError(f"salesforce: unexpected {type(exc).__name__} while {what}: {redact(str(exc))[:200]}")
+    return FatalError(f"salesforce: unexpected {type(exc).__name__} while {what}: {safe_reason(str(exc))}")
 
 
 def _login_error(exc: SalesforceAuthenticationFailed, auth_hint: str) -> HealthsyncError:
     code = exc.code
-    message = redact(str(exc.auth_message or ""))[:200]
+    message = safe_reason(str(exc.auth_message or ""))
     if code is None or (isinstance(code, int) and code >= 500):
         return RetryableError(f"salesforce: the login endpoint failed ({code or 'no error code'})")
     if code == 429 or code in ("LOGIN_RATE_EXCEEDED", "REQUEST_LIMIT_EXCEEDED"):

@@ -8,12 +8,12 @@ import typer
 from sqlalchemy.engine import URL
 
 from healthsync.errors import ConfigError, FatalError
+from healthsync.redaction import redact
 from healthsync.sync.store_engine import (
     create_store_engine,
     current_revision,
     head_revision,
     normalise_url,
-    redact,
     upgrade_to_head,
 )
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from healthsync.errors import FatalError
 from healthsync.sync import pipeline as pipeline_module
 from healthsync.sync.cli import main
 from healthsync.sync.daemon import CycleOutcome, SourceOutcome
@@ -143,6 +144,18 @@ def test_a_module_that_does_not_import_stops_the_cli_instead_of_dropping_a_comma
     assert "Usage" not in done.stdout
     last_line = done.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ModuleNotFoundError: ") and module in last_line, done.stderr
+
+
+def test_the_one_line_cli_error_is_redacted(
+    config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def answered_with_secrets(settings, store):
+        raise FatalError(f"hubspot said 'access_token={TOKEN}' is bad; also saw password=hunter2-pw")
+
+    monkeypatch.setattr(pipeline_module, "build_cycle", answered_with_secrets)
+    code, err = run(capsys, "--config", str(config), "--once")
+    assert code == 1 and "error: hubspot said 'access_token=[REDACTED]' is bad" in err
+    assert TOKEN not in err and "hunter2-pw" not in err
 
 
 def test_config_mistakes_exit_2(tmp_path: Path, pipeline: FakePipeline, capsys: pytest.CaptureFixture[str]) -> None:
