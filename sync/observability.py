@@ -33,7 +33,7 @@ from prometheus_client import (
 
 from healthsync.errors import ConfigError, FatalError
 from healthsync.redaction import redact
-from healthsync.sync.daemon import CYCLE_STATUSES, CycleOutcome
+from healthsync.sync.cycle import CYCLE_STATUSES, CycleReport
 from healthsync.sync.logs import get_logger
 from healthsync.sync.store_rows import SourceStatus
 
@@ -97,7 +97,7 @@ class Metrics:
             for status in CYCLE_STATUSES:
                 self.cycles.labels(kind=kind, status=status)
 
-    def observe(self, outcome: CycleOutcome) -> None:
+    def observe(self, outcome: CycleReport) -> None:
         finished = outcome.finished_at.timestamp()
         self.cycles.labels(kind=outcome.kind, status=outcome.status).inc()
         self.cycle_duration.labels(kind=outcome.kind).observe(outcome.duration_s)
@@ -105,9 +105,9 @@ class Metrics:
         if outcome.status != "failed":
             self.last_good_cycle.set(finished)
         for name, source in outcome.sources.items():
-            self.records.labels(source=name).inc(source.records_pulled)
-            self.api_calls.labels(source=name).inc(source.api_calls)
-            self.rate_limited.labels(source=name).inc(source.rate_limited)
+            self.records.labels(source=name).inc(source.records)
+            self.api_calls.labels(source=name).inc(source.api.calls)
+            self.rate_limited.labels(source=name).inc(source.api.rate_limited)
             self.source_up.labels(source=name).set(1 if source.ok else 0)
             self.source_paused.labels(source=name).set(1 if source.paused else 0)
             if source.ok:
@@ -151,7 +151,7 @@ class HealthState:
     def __init__(self, source_statuses: Callable[[], Iterable[SourceStatus]] | None = None):
         self._lock = threading.Lock()
         self._statuses = source_statuses
-        self._last: CycleOutcome | None = None
+        self._last: CycleReport | None = None
         self._running: str | None = None
         self._counts = dict.fromkeys(CYCLE_STATUSES, 0)
         self._sources: dict[str, _SourceSeen] = {}
@@ -160,7 +160,7 @@ class HealthState:
         with self._lock:
             self._running = "full" if full else "incremental"
 
-    def finished(self, outcome: CycleOutcome) -> None:
+    def finished(self, outcome: CycleReport) -> None:
         at = outcome.finished_at
         with self._lock:
             self._running = None
@@ -205,12 +205,12 @@ class HealthState:
             return {}, "unavailable: " + f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _cycle_json(outcome: CycleOutcome) -> dict[str, Any]:
+def _cycle_json(outcome: CycleReport) -> dict[str, Any]:
     return {
         "run_id": outcome.run_id,
         "kind": outcome.kind,
         "status": outcome.status,
-        "started_at": _iso(outcome.started_at),
+        "started_at": _iso(outcome.as_of),
         "finished_at": _iso(outcome.finished_at),
         "duration_s": outcome.duration_s,
         "error": outcome.error,
@@ -301,7 +301,7 @@ class Observability:
         self.health.started(full)
         self.metrics.cycle_running.set(1)
 
-    def cycle_finished(self, outcome: CycleOutcome) -> None:
+    def cycle_finished(self, outcome: CycleReport) -> None:
         self.metrics.cycle_running.set(0)
         self.metrics.observe(outcome)
         self.health.finished(outcome)

@@ -18,7 +18,7 @@ import pytest
 from healthsync.errors import FatalError
 from healthsync.sync import pipeline as pipeline_module
 from healthsync.sync.cli import main
-from healthsync.sync.daemon import CycleOutcome, SourceOutcome
+from healthsync.sync.cycle import CycleReport, SourceReport
 from healthsync.sync.lock import acquire_store_lock
 from healthsync.sync.store import Store
 
@@ -60,10 +60,10 @@ class FakePipeline:
     def build_cycle(self, settings, store):
         self.built.append((settings, store))
 
-        def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+        def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
             self.cycles.append((as_of, full))
-            return CycleOutcome(status=self.status, full=full, started_at=as_of,
-                                sources={"hubspot": SourceOutcome(ok=self.status != "failed")})
+            return CycleReport(as_of=as_of, full=full, status=self.status,
+                               sources={"hubspot": SourceReport("hubspot", ok=self.status != "failed")})
 
         return cycle
 
