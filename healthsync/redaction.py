@@ -30,14 +30,17 @@ _SENSITIVE_WORDS = (
 )
 _SENSITIVE_KEY = re.compile(rf"(?i)(?:^|.*[_\-.\s])?(?:{_SENSITIVE_WORDS})$")
 _SCHEMES = r"bearer|basic|digest|oauth|negotiate"
+_VALUE_CHAR = r"[^\s\"'&,;}<>)\]]"  # a value ends at a quote, separator or closing bracket (`}` included)
+_ENV_REFERENCE = r"\$\{\w+\}"
 _TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
     # PEM private keys, whole
     (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), REDACTED),
-    # key=value, key: value, "key": "value" (query strings, headers, JSON text, dict reprs), scheme kept
+    # key=value, key: value, "key": "value" (query strings, headers, JSON text, dict reprs), scheme kept; a
+    # config reference such as `secret: ${MIXPANEL_SECRET}` says where a secret is, not what it is, and stays
     (
         re.compile(
             rf"(?i)(?P<key>[\w\-]*(?:{_SENSITIVE_WORDS})[\w\-]*)(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
-            rf"(?P<scheme>(?:{_SCHEMES})\s+)?(?P<value>(?!\[REDACTED\])[^\s\"'&,;}}<>)\]]+)"
+            rf"(?P<scheme>(?:{_SCHEMES})\s+)?(?P<value>(?!\[REDACTED\]|{_ENV_REFERENCE}){_VALUE_CHAR}+)"
         ),
         rf"\g<key>\g<sep>\g<scheme>{REDACTED}",
     ),

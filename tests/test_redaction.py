@@ -42,3 +42,9 @@ def test_mappings_mask_sensitive_keys_and_secretstr_anywhere() -> None:
     value = {"Authorization": "anything", "nested": {"client_secret": None, "key": SecretStr("k-123456")}, "n": 3}
     assert redact(value) == {"Authorization": REDACTED, "nested": {"client_secret": None, "key": REDACTED}, "n": 3}
     assert redact(SecretStr("plain-looking")) == REDACTED
+
+
+def test_a_config_reference_names_where_a_secret_is_and_stays() -> None:
+    hint = "write `secret: ${MIXPANEL_SECRET}` and set MIXPANEL_SECRET in the environment"
+    assert redact(hint) == hint
+    assert redact("token=${not-a-reference") == f"token={REDACTED}"
