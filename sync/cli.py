@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc.code)
     except ConfigError as exc:
-        _say_error(f"error: {exc}")
+        # Not redacted: these are our own words about the user's config and never quote a value (tests/config
+        # checks that), while redaction would garble a key path like `zendesk.auth.token: variable ... not set`.
+        typer.echo(f"error: {exc}", err=True)
         return EXIT_USAGE
     except HealthsyncError as exc:
         _say_error(f"error: {exc}")
@@ -91,7 +93,7 @@ def _exit_code(code: object) -> int:
 
 
 def _say_error(line: str) -> None:
-    """The one line an operator sees on stderr: it may quote a server, a URL or a config value, so it is redacted."""
+    """The one line an operator sees on stderr: it may quote a server, an SDK or a URL, so it is redacted."""
     typer.echo(redact(line), err=True)
 
 
