@@ -1,9 +1,9 @@
 """Benchmark: 100k synthetic accounts through signals -> score -> playbook rules, as of one instant.
 
-Prints accounts/s for each stage and for the whole pipeline (serially and on every core), peak RSS, and a
-digest of all results that must equal the serial one and the one recorded before optimisation. Target
-(issue "Scoring"): the whole pipeline under 10 s on 2 cores.
-Run: .venv/bin/python bench/score.py [--accounts N] [--preset NAME] [--workers N] [--skip-serial]
+Prints accounts/s for each stage and for the whole pipeline on the production path (`score_portfolio`, one
+process, as the daemon scores), peak RSS, and a digest of all results that must equal the one recorded before
+optimisation. Target (issue "Scoring"): the whole pipeline under 10 s.
+Run: .venv/bin/python bench/score.py [--accounts N] [--preset NAME] [--seed N]
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from healthsync.scoring import (
     score_portfolio,
 )
 from healthsync.scoring.portfolio import portfolio_populations, portfolio_signals
-from healthsync.sync.score_parallel import available_cores, score_portfolio_parallel
 
 AS_OF = datetime(2025, 6, 2, 6, 0, tzinfo=UTC)
 USAGE_DAYS = 63  # nine weeks: enough for week-over-week, 30-vs-30-day trend and decline streaks
@@ -107,7 +106,7 @@ def synth_history(facts: list[AccountFacts], model, rng: random.Random) -> dict[
     """Daily past scores for five weeks ending near each account's real current score: a gentle random
     walk, with one account in five sliding (so trend and band-change rules have work to do)."""
     current = {s.result.account_id: s.result.score
-               for s in score_portfolio_parallel(facts, model, None, {}, AS_OF)}
+               for s in score_portfolio(facts, model, None, {}, AS_OF)}
     history = {}
     for f in facts:
         score = float(current[f.account.id])
@@ -130,8 +129,8 @@ def results_digest(scored) -> str:
     return sha.hexdigest()
 
 
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024.0  # Linux reports KiB
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
 # sha256 of every result and intent (repr: floats and texts bit for bit), keyed by (preset, accounts, seed,
@@ -168,8 +167,6 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=100_000)
     parser.add_argument("--preset", default="default")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--workers", type=int, default=None, help="processes for the parallel path (default: all cores)")
-    parser.add_argument("--skip-serial", action="store_true", help="time only the parallel path")
     args = parser.parse_args()
 
     model_text = resolve_preset_path(args.preset).read_text()
@@ -178,7 +175,6 @@ def main() -> int:
     playbook = load_playbook(yaml.safe_load(playbook_text))
     rng = random.Random(args.seed)
     days = [AS_OF.date() - timedelta(days=USAGE_DAYS - 1 - i) for i in range(USAGE_DAYS)]
-    workers = available_cores() if args.workers is None else args.workers
 
     t0 = time.perf_counter()
     facts = [synth_account(n, rng, days) for n in range(args.accounts)]
@@ -191,37 +187,28 @@ def main() -> int:
     n = len(facts)
 
     rows = stage_rows(facts, model)
-    digests = {}
-    if not args.skip_serial:
-        scored, wall, cpu = timed(lambda: score_portfolio(facts, model, playbook, history, AS_OF))
-        rows.append(("score_portfolio, 1 process", wall, cpu))
-        digests["serial"] = results_digest(scored)
-        del scored
-    scored, parallel_wall, cpu = timed(
-        lambda: score_portfolio_parallel(facts, model, playbook, history, AS_OF, workers=workers))
-    rows.append((f"score_portfolio_parallel, {workers} processes", parallel_wall, cpu))
-    digests["parallel"] = results_digest(scored)
+    scored, wall, cpu = timed(lambda: score_portfolio(facts, model, playbook, history, AS_OF))
+    rows.append(("score_portfolio (signals, model, rules)", wall, cpu))
+    digest = results_digest(scored)
 
     intents = sum(len(s.intents) for s in scored)
     print(f"preset {args.preset}, {n:,} accounts, {usage_rows:,} usage rows, "
           f"{sum(len(f.tickets) for f in facts):,} tickets, {sum(len(f.activities) for f in facts):,} activities")
-    print(f"{'stage':<44}{'seconds':>9}{'accounts/s':>13}{'CPU s (parent)':>16}")
+    print(f"{'stage':<44}{'seconds':>9}{'accounts/s':>13}{'CPU s':>16}")
     print(f"{'generate facts (not timed in target)':<44}{generated:>9.2f}{n / generated:>13,.0f}")
     for label, wall, cpu in rows:
         print(f"{label:<44}{wall:>9.2f}{n / wall:>13,.0f}" + (f"{cpu:>16.2f}" if cpu is not None else ""))
     print(f"intents: {intents:,}  ({intents / n:.2f} per account)")
-    print(f"peak RSS: {peak_rss_mb():,.0f} MB in this process (after generating facts: {rss_after_generation:,.0f} MB); "
-          f"largest worker {peak_rss_mb(resource.RUSAGE_CHILDREN):,.0f} MB, mostly pages shared with this process")
+    print(f"peak RSS: {peak_rss_mb():,.0f} MB (after generating facts: {rss_after_generation:,.0f} MB)")
     recorded = RECORDED_DIGESTS.get((args.preset, n, args.seed, inputs_hash(model_text, playbook_text)))
-    same = len(set(digests.values())) == 1 and (recorded is None or recorded in digests.values())
-    print("results digest: " + ", ".join(f"{k} {v[:16]}" for k, v in digests.items())
+    same = recorded is None or recorded == digest
+    print(f"results digest: {digest[:16]}"
           + (f"; recorded before optimisation {recorded[:16]}" if recorded
              else "; none recorded for this preset, size, seed and YAML (the golden test in tests/scoring checks equality)")
-          + (" -> identical" if same else " -> MISMATCH"))
+          + ("" if recorded is None else " -> identical" if same else " -> MISMATCH"))
     target = 10.0 * n / 100_000
-    ok = parallel_wall < target and same
-    print(f"target: < {target:.1f} s for {n:,} accounts -> {'PASS' if parallel_wall < target else 'FAIL'}")
-    return 0 if ok else 1
+    print(f"target: < {target:.1f} s for {n:,} accounts -> {'PASS' if wall < target else 'FAIL'}")
+    return 0 if wall < target and same else 1
 
 
 if __name__ == "__main__":

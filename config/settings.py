@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
@@ -30,6 +30,7 @@ from healthsync.config.validators import (
     literal_password_in_url,
     resolve_path,
 )
+from healthsync.redaction import redact
 
 
 class Section(BaseModel):
@@ -386,11 +387,7 @@ class StoreSettings(Section):
     @property
     def display_url(self) -> str:
         """resolved_url with any password masked, for printing."""
-        parts = urlsplit(self.resolved_url)
-        if not parts.password:
-            return self.resolved_url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
+        return redact(self.resolved_url)
 
 
 class ScheduleSettings(Section):

@@ -20,6 +20,7 @@ from healthsync.errors import (
     RetryableError,
     SkippableRecordError,
 )
+from healthsync.redaction import redact
 
 if TYPE_CHECKING:
     from healthsync.connectors.cursor import StreamState
@@ -137,10 +138,6 @@ _RETRYABLE_4XX = frozenset({408, 409, 425})
 _FATAL_5XX = frozenset({501, 505})
 _REASON_KEYS = ("errorCode", "error", "category", "message", "description", "title", "policyName")
 _MAX_REASON_CHARS = 200
-_SECRETISH = re.compile(
-    r"(?i)\b(bearer|basic|token|access_token|refresh_token|secret|password|api[_-]?key|session(?:_id)?)"
-    r"([\s:=\"']+)([^\s\"',;&]+)"
-)
 
 
 def classify_http(
@@ -237,10 +234,14 @@ def _reason_from_body(body: str) -> str:
         return ""  # an HTML error page says nothing useful
     else:
         text = text.splitlines()[0]
-    return redact(text)[:_MAX_REASON_CHARS]
+    return safe_reason(text)
 
 
-def redact(text: str) -> str:
-    """Mask credential-looking values and URL query strings in free text from a server."""
-    text = _SECRETISH.sub(lambda m: f"{m.group(1)}{m.group(2)}***", text)
-    return re.sub(r"(https?://[^\s?\"']*)\?[^\s\"']*", r"\1?…", text)
+def safe_reason(text: str, limit: int = _MAX_REASON_CHARS) -> str:
+    """Text a server or an SDK wrote, fit to quote in one of our error messages.
+
+    Redacted here rather than where the message is shown, for two reasons: the message leaves the process in
+    more ways than one (run records, the write ledgers, /healthz, the CLI), and it is cut short first, which
+    would leave a secret that straddles the cut no longer recognisable.
+    """
+    return redact(text)[:limit]

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 
 import typer
 
 from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.redaction import redact
+from healthsync.sync.commands import (
+    check,
+    connectors,
+    daemon,
+    db,
+    demo,
+    identity,
+    pull,
+    sandbox,
+    score,
+    writeback,
+)
 
 # Exit codes are part of the contract: scripts and systemd read them.
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
 
-# Each module in sync/commands/ exposes register(app); the order is the order in --help.
-COMMAND_MODULES = (
-    "check", "db", "connectors", "pull", "identity", "score", "writeback", "daemon", "demo", "sandbox",
-)
+# Each module in sync/commands/ exposes register(app); the order is the order in --help. They are imported
+# like any other module: one that fails to import is a bug and stops the CLI, never a command gone missing.
+COMMAND_MODULES = (check, db, connectors, pull, identity, score, writeback, daemon, demo, sandbox)
 
 app = typer.Typer(
     name="healthsync",
@@ -40,15 +50,8 @@ def _root(
     configure_logging(level=log_level, fmt=log_format)
 
 
-def _register_commands() -> None:
-    for name in COMMAND_MODULES:
-        module_name = f"healthsync.sync.commands.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        importlib.import_module(module_name).register(app)
-
-
-_register_commands()
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,16 +65,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return _exit_code(exc.code)
     except ConfigError as exc:
+        # Not redacted: these are our own words about the user's config and never quote a value (tests/config
+        # checks that), while redaction would garble a key path like `zendesk.auth.token: variable ... not set`.
         typer.echo(f"error: {exc}", err=True)
         return EXIT_USAGE
     except HealthsyncError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        _say_error(f"error: {exc}")
         return EXIT_RUNTIME
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         return 130
     except Exception as exc:  # a bug, not a user mistake: one line, and the traceback only when asked for
-        typer.echo(f"error: unexpected {type(exc).__name__}: {exc} (re-run with --log-level DEBUG for details)", err=True)
+        _say_error(f"error: unexpected {type(exc).__name__}: {exc} (re-run with --log-level DEBUG for details)")
         if _debug_requested(argv):
             raise
         return EXIT_RUNTIME
@@ -83,8 +88,13 @@ def _exit_code(code: object) -> int:
         return EXIT_OK
     if isinstance(code, int):
         return code
-    typer.echo(str(code), err=True)
+    _say_error(str(code))
     return EXIT_RUNTIME
+
+
+def _say_error(line: str) -> None:
+    """The one line an operator sees on stderr: it may quote a server, an SDK or a URL, so it is redacted."""
+    typer.echo(redact(line), err=True)
 
 
 def _debug_requested(argv: list[str] | None) -> bool:

@@ -1,6 +1,6 @@
 """The daemon: runs one cycle at a time on a schedule (incremental + periodic full resync) and stops cleanly.
 
-The cycle itself is someone else's: the daemon calls a `CycleFn(as_of, full, stop) -> CycleOutcome`.
+The cycle itself is someone else's: the daemon calls a `CycleFn(as_of, full, stop) -> CycleReport`.
 
     Daemon.serve()      first incremental cycle at once, then the schedule; SIGTERM/SIGINT set `stop`, the
                         running cycle finishes its batch and returns, the scheduler shuts down, exit code 0
@@ -18,12 +18,12 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -34,10 +34,10 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from healthsync.errors import HealthsyncError
-from healthsync.sync.logs import get_logger, redact_text
+from healthsync.redaction import redact
+from healthsync.sync.cycle import CycleReport
+from healthsync.sync.logs import get_logger
 
-CycleStatus = Literal["ok", "partial", "failed"]
-CYCLE_STATUSES: tuple[str, ...] = ("ok", "partial", "failed")
 EXIT_OK, EXIT_FAILED = 0, 1
 DEFAULT_STOP_GRACE_S = 25.0  # under systemd's and Kubernetes' usual 30 s before SIGKILL
 _LOCK_POLL_S = 0.2
@@ -47,52 +47,10 @@ _log = get_logger(__name__)
 logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
-# --- what a cycle reports --------------------------------------------------------------------------
+# --- what the daemon runs and tells -------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class SourceOutcome:
-    """One source in one cycle: did it work, and how much it cost."""
-
-    ok: bool
-    error: str | None = None  # already free of secrets (connectors redact); redacted again before display
-    paused: bool = False  # the source is paused (e.g. credentials rejected) and was not pulled
-    records_pulled: int = 0
-    api_calls: int = 0
-    rate_limited: int = 0  # responses that said slow down (HTTP 429 or the API's equivalent)
-
-
-@dataclass(frozen=True)
-class CycleOutcome:
-    """What one cycle did. `duration_s` is filled in by the daemon (measured around the call)."""
-
-    status: CycleStatus
-    full: bool
-    started_at: datetime  # the cycle's as_of
-    run_id: str | None = None
-    sources: Mapping[str, SourceOutcome] = field(default_factory=dict)
-    writes: Mapping[str, int] = field(default_factory=dict)  # kind ("fields", "tasks", "escalations") -> count
-    accounts_by_band: Mapping[str, int] = field(default_factory=dict)
-    error: str | None = None  # why the cycle failed as a whole, when it did
-    duration_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.status not in CYCLE_STATUSES:
-            raise ValueError(f"cycle status must be one of {', '.join(CYCLE_STATUSES)}, not {self.status!r}")
-        if self.started_at.tzinfo is None:
-            raise ValueError("CycleOutcome.started_at must be timezone-aware")
-
-    @property
-    def kind(self) -> str:
-        return "full" if self.full else "incremental"
-
-    @property
-    def finished_at(self) -> datetime:
-        return self.started_at + timedelta(seconds=self.duration_s)
-
-
-CycleFn = Callable[[datetime, bool, threading.Event], CycleOutcome]
-"""(as_of, full, stop) -> outcome. Check `stop` between batches: when set, commit the batch and return."""
+CycleFn = Callable[[datetime, bool, threading.Event], CycleReport]
+"""(as_of, full, stop) -> report. Check `stop` between batches: when set, commit the batch and return."""
 
 
 class CycleObserver(Protocol):
@@ -100,7 +58,7 @@ class CycleObserver(Protocol):
 
     def cycle_started(self, full: bool, as_of: datetime) -> None: ...
 
-    def cycle_finished(self, outcome: CycleOutcome) -> None: ...
+    def cycle_finished(self, outcome: CycleReport) -> None: ...
 
 
 def utc_now() -> datetime:
@@ -263,7 +221,7 @@ class Daemon:
         self.fatal: BaseException | None = None
         self.overran = False  # a cycle was still running when the stop grace period ended
         self.cycles_run = 0
-        self.last_outcome: CycleOutcome | None = None
+        self.last_outcome: CycleReport | None = None
         self._signal_name = ""
         self._signals_received = 0  # written by the signal handler, read by the main thread
         self._signals_seen = 0
@@ -286,7 +244,7 @@ class Daemon:
 
     # ---- one cycle --------------------------------------------------------------------------------
 
-    def run_cycle(self, *, full: bool = False) -> CycleOutcome | None:
+    def run_cycle(self, *, full: bool = False) -> CycleReport | None:
         """Run one cycle under the cycle lock; None when the daemon stopped before the cycle could start."""
         with self._exclusive() as got_it:
             if not got_it or self._stop.is_set():
@@ -297,7 +255,7 @@ class Daemon:
             self._notify("cycle_started", full, as_of)
             began = time.monotonic()
             outcome = self._call_cycle(as_of, full)
-            outcome = replace(outcome, duration_s=round(time.monotonic() - began, 3))
+            outcome.duration_s = round(time.monotonic() - began, 3)
             self.cycles_run += 1
             self.last_outcome = outcome
             self._log_outcome(outcome)
@@ -323,28 +281,22 @@ class Daemon:
             self._guard()
         except Exception as exc:
             self.fatal = exc
-            _log.error("daemon cannot go on", error=redact_text(str(exc)), error_type=type(exc).__name__)
+            _log.error("daemon cannot go on", error=str(exc), error_type=type(exc).__name__)
             self.request_stop("guard failed")
             return False
         return True
 
-    def _call_cycle(self, as_of: datetime, full: bool) -> CycleOutcome:
+    def _call_cycle(self, as_of: datetime, full: bool) -> CycleReport:
         try:
             outcome = self._cycle_fn(as_of, full, self._stop)
-            if not isinstance(outcome, CycleOutcome):
-                raise TypeError(f"the cycle function returned {type(outcome).__name__}, not a CycleOutcome")
+            if not isinstance(outcome, CycleReport):
+                raise TypeError(f"the cycle function returned {type(outcome).__name__}, not a CycleReport")
             return outcome
         except Exception as exc:  # a crash is one failed cycle: the next one may well succeed
             expected = isinstance(exc, HealthsyncError)
-            _log.error(
-                "cycle crashed",
-                kind="full" if full else "incremental",
-                error=redact_text(f"{type(exc).__name__}: {exc}"),
-                exc_info=not expected,
-            )
-            return CycleOutcome(
-                status="failed", full=full, started_at=as_of, error=redact_text(f"{type(exc).__name__}: {exc}")
-            )
+            error = redact(f"{type(exc).__name__}: {exc}")  # the outcome goes on to /healthz
+            _log.error("cycle crashed", kind="full" if full else "incremental", error=error, exc_info=not expected)
+            return CycleReport(as_of=as_of, full=full, status="failed", error=error)
 
     def _notify(self, method: str, *args: Any) -> None:
         if self._observer is None:
@@ -354,7 +306,7 @@ class Daemon:
         except Exception:  # observability must never take the daemon down
             _log.exception("observer failed", method=method)
 
-    def _log_outcome(self, outcome: CycleOutcome) -> None:
+    def _log_outcome(self, outcome: CycleReport) -> None:
         failed = sorted(name for name, source in outcome.sources.items() if not source.ok)
         log = {"ok": _log.info, "partial": _log.warning, "failed": _log.error}[outcome.status]
         log(
@@ -363,15 +315,15 @@ class Daemon:
             status=outcome.status,
             run_id=outcome.run_id,
             duration_s=outcome.duration_s,
-            records_pulled=sum(s.records_pulled for s in outcome.sources.values()),
-            api_calls=sum(s.api_calls for s in outcome.sources.values()),
+            records_pulled=sum(s.records for s in outcome.sources.values()),
+            api_calls=sum(s.api.calls for s in outcome.sources.values()),
             writes=dict(outcome.writes),
             failed_sources=failed,
-            error=redact_text(outcome.error) if outcome.error else None,
+            error=outcome.error,
         )
         self._log_source_transitions(outcome)
 
-    def _log_source_transitions(self, outcome: CycleOutcome) -> None:
+    def _log_source_transitions(self, outcome: CycleReport) -> None:
         """Once when a source starts failing, once when it recovers; not on every cycle in between."""
         for name, source in sorted(outcome.sources.items()):
             was_failing = self._failing.get(name, False)
@@ -379,7 +331,7 @@ class Daemon:
                 _log.warning(
                     "source paused" if source.paused else "source failing",
                     source=name,
-                    error=redact_text(source.error) if source.error else None,
+                    error=source.error,
                 )
             elif source.ok and was_failing:
                 _log.info("source recovered", source=name)
@@ -389,7 +341,7 @@ class Daemon:
 
     def run_once(self, *, full: bool = False) -> int:
         """One cycle, SIGTERM/SIGINT asking it to wrap up. Exit code: 1 if it failed (or overran), else 0."""
-        result: dict[str, CycleOutcome | None] = {}
+        result: dict[str, CycleReport | None] = {}
         worker = threading.Thread(  # a daemon thread: an overrun must not keep the process alive
             target=lambda: result.__setitem__("outcome", self.run_cycle(full=full)),
             name="healthsync-cycle",

@@ -29,8 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
 from healthsync.errors import FatalError, HealthsyncError
-from healthsync.sync.logs import redact_text
-from healthsync.sync.store.engine import normalise_url, require_driver, safe_url
+from healthsync.sync.store.engine import normalise_url, require_driver
 
 _KEY_NAMESPACE = b"healthsync\x00store-lock\x00"
 _APPLICATION_NAME_MAX = 63  # PostgreSQL truncates application_name to NAMEDATALEN - 1 bytes
@@ -231,7 +230,8 @@ class PostgresAdvisoryLock:
             conn = engine.connect()
         except sa.exc.OperationalError as exc:
             engine.dispose()
-            raise FatalError(f"cannot connect to the store {safe_url(url)} to take the daemon lock: {_first_line(exc)}") from None
+            # str(url) masks the password; the CLI redacts the whole line again as it prints it
+            raise FatalError(f"cannot connect to the store {url} to take the daemon lock: {_first_line(exc)}") from None
         try:
             database, schema = conn.execute(sa.text("SELECT current_database(), current_schema()")).one()
             key = advisory_key(database, schema or "")
@@ -312,4 +312,4 @@ def _advisory_holder(conn: Connection, key: int) -> Holder:
 
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
-    return redact_text(text.splitlines()[0] if text else type(exc).__name__)
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,125 +1,33 @@
 """One logging pipeline for the whole process: structlog and stdlib/SDK loggers alike, JSON or console, secrets redacted.
 
-Redaction happens here, once, on the way out (never at call sites): every registered secret value
-(the config loader registers each one it resolves), every SecretStr, values under sensitive keys,
-credentials in Authorization headers, URL query strings, URL passwords, PEM keys and JWTs, in the
-event, in nested structures and in exception text.
+Redaction happens here, once, on the way out (never at call sites): every event, its nested values and its
+exception text go through `healthsync.redaction.redact` after the exception is rendered and before the renderer.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import re
 import sys
-from collections.abc import Mapping
-from datetime import date, datetime, time
-from enum import Enum
-from pathlib import PurePath
 from typing import IO, Any
 
 import structlog
-from pydantic import BaseModel, SecretBytes, SecretStr
 
-from healthsync.config.secrets import register_secret, registered_secrets
+from healthsync.config.secrets import register_secret
 from healthsync.errors import ConfigError
+from healthsync.redaction import redact
 
-__all__ = ["REDACTED", "SDK_LOGGERS", "configure_logging", "get_logger", "redact", "redact_text", "register_secret"]
+__all__ = ["SDK_LOGGERS", "configure_logging", "get_logger", "register_secret"]
 
-REDACTED = "[REDACTED]"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 FORMATS = ("auto", "json", "console")
 
 # Third-party loggers routed through our pipeline; their own handlers would bypass redaction.
 SDK_LOGGERS = ("urllib3", "requests", "simple_salesforce", "zenpy", "mixpanel_utils", "hubspot", "apscheduler")
 
-_SENSITIVE_WORDS = (
-    r"authorization|password|passwd|pwd|secret|token|api[_-]?key|apikey|private[_-]?key|session[_-]?id|sessionid"
-    r"|cookie|signature|credentials?"
-)
-_SENSITIVE_KEY = re.compile(rf"(?i)(?:^|.*[_\-.\s])?(?:{_SENSITIVE_WORDS})$")
-_SCHEMES = r"bearer|basic|digest|oauth|negotiate"
-_TEXT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # PEM private keys, whole
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), REDACTED),
-    # key=value, key: value, "key": "value" (query strings, headers, JSON text, dict reprs), scheme kept
-    (
-        re.compile(
-            rf"(?i)(?P<key>[\w\-]*(?:{_SENSITIVE_WORDS})[\w\-]*)(?P<sep>[\"']?\s*[:=]\s*[\"']?)"
-            rf"(?P<scheme>(?:{_SCHEMES})\s+)?(?P<value>(?!\[REDACTED\])[^\s\"'&,;}}<>)\]]+)"
-        ),
-        rf"\g<key>\g<sep>\g<scheme>{REDACTED}",
-    ),
-    # a credential after an auth scheme anywhere ("Bearer abc..."); 8+ chars so prose like "basic auth" survives
-    (re.compile(rf"(?i)\b(?P<scheme>{_SCHEMES})\s+(?!\[REDACTED\])[A-Za-z0-9\-._~+/]{{8,}}=*"), rf"\g<scheme> {REDACTED}"),
-    # <password>…</password>, <sessionId>…</sessionId> in SOAP bodies
-    (re.compile(r"(?i)(<(?P<tag>[\w:]*(?:password|sessionid|token|secret)[\w:]*)>)[^<]*(</)"), rf"\1{REDACTED}\3"),
-    # scheme://user:password@host
-    (re.compile(r"(?i)(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)(?!\[REDACTED\])[^@\s/]+(@)"), rf"\1{REDACTED}\2"),
-    # JWTs (signed assertions, access tokens)
-    (re.compile(r"\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]+"), REDACTED),
-)
-_MAX_DEPTH = 12
 
-
-# --- redaction ------------------------------------------------------------------------------------
-
-
-def redact_text(text: str) -> str:
-    """`text` with every registered secret and every recognisable credential replaced by [REDACTED]."""
-    if not text:
-        return text
-    for secret in registered_secrets():
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    for pattern, replacement in _TEXT_RULES:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-def is_sensitive_key(key: Any) -> bool:
-    return isinstance(key, str) and bool(_SENSITIVE_KEY.fullmatch(key))
-
-
-def redact(value: Any, _depth: int = 0) -> Any:
-    """A copy of `value` safe to log or store: nested mappings, lists, models and exceptions included."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return redact_text(value)
-    if isinstance(value, (SecretStr, SecretBytes)):
-        return REDACTED
-    if _depth >= _MAX_DEPTH:
-        return "[…]"
-    if isinstance(value, BaseModel):
-        return redact(value.model_dump(mode="json"), _depth + 1)
-    if isinstance(value, Mapping):
-        return {
-            redact_text(str(k)): (REDACTED if is_sensitive_key(k) and v is not None else redact(v, _depth + 1))
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [redact(item, _depth + 1) for item in value]
-    if isinstance(value, (bytes, bytearray)):
-        return redact_text(bytes(value).decode("utf-8", "replace"))
-    if isinstance(value, BaseException):
-        return redact_text(f"{type(value).__name__}: {value}")
-    if isinstance(value, (datetime, date, time)):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return redact(value.value, _depth + 1)
-    if isinstance(value, PurePath):
-        return redact_text(str(value))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return redact({f.name: getattr(value, f.name) for f in dataclasses.fields(value)}, _depth + 1)
-    return redact_text(repr(value))
-
-
-def _redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return {
-        key: (REDACTED if is_sensitive_key(key) and value is not None else redact(value))
-        for key, value in event_dict.items()
-    }
+def _redact_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's redaction step: the whole event, keys and nested values alike, through the one `redact`."""
+    return redact(event_dict)
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -201,7 +109,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", *, stream: IO[str]
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,  # exception -> text *before* redaction sees it
-                _redact_processor,
+                _redact_event,
                 renderer,
             ],
         )

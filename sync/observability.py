@@ -32,8 +32,9 @@ from prometheus_client import (
 )
 
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync.daemon import CYCLE_STATUSES, CycleOutcome
-from healthsync.sync.logs import get_logger, redact_text
+from healthsync.redaction import redact
+from healthsync.sync.cycle import CYCLE_STATUSES, CycleReport
+from healthsync.sync.logs import get_logger
 from healthsync.sync.store.rows import SourceStatus
 
 DEFAULT_HOST = "127.0.0.1"
@@ -96,7 +97,7 @@ class Metrics:
             for status in CYCLE_STATUSES:
                 self.cycles.labels(kind=kind, status=status)
 
-    def observe(self, outcome: CycleOutcome) -> None:
+    def observe(self, outcome: CycleReport) -> None:
         finished = outcome.finished_at.timestamp()
         self.cycles.labels(kind=outcome.kind, status=outcome.status).inc()
         self.cycle_duration.labels(kind=outcome.kind).observe(outcome.duration_s)
@@ -104,9 +105,9 @@ class Metrics:
         if outcome.status != "failed":
             self.last_good_cycle.set(finished)
         for name, source in outcome.sources.items():
-            self.records.labels(source=name).inc(source.records_pulled)
-            self.api_calls.labels(source=name).inc(source.api_calls)
-            self.rate_limited.labels(source=name).inc(source.rate_limited)
+            self.records.labels(source=name).inc(source.records)
+            self.api_calls.labels(source=name).inc(source.api.calls)
+            self.rate_limited.labels(source=name).inc(source.api.rate_limited)
             self.source_up.labels(source=name).set(1 if source.ok else 0)
             self.source_paused.labels(source=name).set(1 if source.paused else 0)
             if source.ok:
@@ -150,7 +151,7 @@ class HealthState:
     def __init__(self, source_statuses: Callable[[], Iterable[SourceStatus]] | None = None):
         self._lock = threading.Lock()
         self._statuses = source_statuses
-        self._last: CycleOutcome | None = None
+        self._last: CycleReport | None = None
         self._running: str | None = None
         self._counts = dict.fromkeys(CYCLE_STATUSES, 0)
         self._sources: dict[str, _SourceSeen] = {}
@@ -159,7 +160,7 @@ class HealthState:
         with self._lock:
             self._running = "full" if full else "incremental"
 
-    def finished(self, outcome: CycleOutcome) -> None:
+    def finished(self, outcome: CycleReport) -> None:
         at = outcome.finished_at
         with self._lock:
             self._running = None
@@ -170,14 +171,14 @@ class HealthState:
                 self._sources[name] = _SourceSeen(
                     ok=source.ok,
                     paused=source.paused,
-                    error=redact_text(source.error) if source.error else (before.error if before else None),
+                    error=source.error or (before.error if before else None),
                     last_success_at=at if source.ok else (before.last_success_at if before else None),
                     last_error_at=(before.last_error_at if before else None) if source.ok else at,
                     seen_at=at,
                 )
 
     def snapshot(self) -> tuple[int, dict[str, Any]]:
-        """(HTTP status, JSON body) for /healthz."""
+        """(HTTP status, JSON body) for /healthz; the body is redacted whole, as it leaves the process."""
         stored, store_problem = self._read_store()
         with self._lock:
             last, running, counts = self._last, self._running, dict(self._counts)
@@ -193,7 +194,7 @@ class HealthState:
         if self._statuses is not None:
             body["store"] = store_problem or "ok"
         code = HTTPStatus.SERVICE_UNAVAILABLE if status == "failed" else HTTPStatus.OK
-        return int(code), body
+        return int(code), redact(body)
 
     def _read_store(self) -> tuple[dict[str, SourceStatus], str | None]:
         if self._statuses is None:
@@ -201,18 +202,18 @@ class HealthState:
         try:
             return {s.source: s for s in self._statuses()}, None
         except Exception as exc:  # health must answer even when the database does not
-            return {}, "unavailable: " + redact_text(f"{type(exc).__name__}: {exc}").splitlines()[0]
+            return {}, "unavailable: " + f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def _cycle_json(outcome: CycleOutcome) -> dict[str, Any]:
+def _cycle_json(outcome: CycleReport) -> dict[str, Any]:
     return {
         "run_id": outcome.run_id,
         "kind": outcome.kind,
         "status": outcome.status,
-        "started_at": _iso(outcome.started_at),
+        "started_at": _iso(outcome.as_of),
         "finished_at": _iso(outcome.finished_at),
         "duration_s": outcome.duration_s,
-        "error": redact_text(outcome.error) if outcome.error else None,
+        "error": outcome.error,
         "writes": dict(outcome.writes),
         "accounts_by_band": dict(outcome.accounts_by_band),
     }
@@ -230,10 +231,10 @@ def _merge_sources(stored: dict[str, SourceStatus], seen: dict[str, _SourceSeen]
         merged[name] = {
             "ok": mine.ok if mine is not None else None,  # None: no cycle of this process has seen it yet
             "paused": paused,
-            "paused_reason": redact_text(row.paused_reason) if paused and row and row.paused_reason else None,
+            "paused_reason": (row.paused_reason or None) if paused and row else None,
             "last_success_at": _iso(_newest(row.last_success_at if row else None, mine.last_success_at if mine else None)),
             "last_error_at": _iso(last_error_at),
-            "last_error": redact_text(last_error) if last_error else None,
+            "last_error": last_error or None,
         }
     return merged
 
@@ -300,7 +301,7 @@ class Observability:
         self.health.started(full)
         self.metrics.cycle_running.set(1)
 
-    def cycle_finished(self, outcome: CycleOutcome) -> None:
+    def cycle_finished(self, outcome: CycleReport) -> None:
         self.metrics.cycle_running.set(0)
         self.metrics.observe(outcome)
         self.health.finished(outcome)

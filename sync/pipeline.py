@@ -18,17 +18,19 @@ import structlog
 
 from healthsync.connectors.base import Source
 from healthsync.connectors.pacing import PacerRegistry
+from healthsync.redaction import redact
 from healthsync.scoring.base import PastResult, ScoredAccount
 from healthsync.scoring.model import HealthModel
 from healthsync.scoring.playbook import Playbook
 from healthsync.scoring.portfolio import score_portfolio
 from healthsync.sync import state_sync
+from healthsync.sync.cycle import ApiUse, CycleReport, SourceReport, api_use, count_bands
 from healthsync.sync.facts import FactsConfig
 from healthsync.sync.gather import gather_facts
-from healthsync.sync.pull import SourceReport, pull_source
+from healthsync.sync.pull import pull_source
 from healthsync.sync.store import Store
 from healthsync.sync.store.rows import ScoreRow
-from healthsync.writeback.apply import ApplyReport, BatchHook, apply_plan
+from healthsync.writeback.apply import BatchHook, apply_plan
 from healthsync.writeback.base import CrmWriter, Plan
 from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan
 
@@ -58,33 +60,12 @@ class CycleContext:
     after_apply_batch: BatchHook | None = None  # tests inject crashes here
 
 
-@dataclass
-class CycleReport:
-    run_id: str
-    as_of: datetime
-    status: str = "ok"  # ok | partial | failed
-    sources: dict[str, SourceReport] = field(default_factory=dict)
-    paused: dict[str, str] = field(default_factory=dict)
-    identity: dict[str, dict[str, int]] = field(default_factory=dict)
-    scored: list[ScoredAccount] = field(default_factory=list)
-    plan: Plan | None = None
-    applied: ApplyReport | None = None
-    steps: dict[str, dict] = field(default_factory=dict)
-    error: str | None = None
-
-    @property
-    def bands(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for scored in self.scored:
-            counts[scored.result.band] = counts.get(scored.result.band, 0) + 1
-        return counts
-
-
 def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
               stop: threading.Event | None = None) -> CycleReport:
     store = ctx.store
     run_id = store.runs.start("full" if full else "cycle", started_at=ctx.now())
-    report = CycleReport(run_id=run_id, as_of=as_of)
+    report = CycleReport(as_of=as_of, full=full, run_id=run_id)
+    api_before = {name: api_use(ctx.pacers, name) for name in ctx.sources}
     try:
         _step(ctx, report, "pull", lambda: _pull_all(ctx, report, as_of, full, run_id, stop))
         if stop is not None and stop.is_set():
@@ -97,11 +78,13 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
         score_rows: list[ScoreRow] = []
         report.scored = _step(ctx, report, "score", lambda: score_accounts(
             ctx, gathered.facts, as_of, run_id, record=False, rows=score_rows))
+        report.accounts_by_band = count_bands(report.scored)
         report.plan = _step(ctx, report, "plan", lambda: plan_writeback(ctx, report.scored, gathered, as_of))
         writing = ctx.writer is not None and not ctx.dry_run
         if writing and ctx.crm in healthy:
             report.applied = _step(ctx, report, "apply", lambda: apply_plan(
                 report.plan, ctx.writer, store.ledger, now=ctx.now(), run_id=run_id, after_batch=ctx.after_apply_batch))
+            report.writes = {"fields": report.applied.fields_written, "tasks": report.applied.tasks_created}
         if not writing or report.applied is not None:
             # Scores enter history only once what they asked for is written: recorded before a crash (or a
             # cycle whose CRM was down), they would hide the transition from the next cycle, and the tasks of
@@ -110,12 +93,19 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
         report.status = _overall_status(report, ctx)
     except Exception as exc:  # the run record must say it failed; the daemon decides what next
         report.status = "failed"
-        report.error = f"{type(exc).__name__}: {exc}"
+        report.error = redact(f"{type(exc).__name__}: {exc}")  # the run record keeps it, /healthz shows it
         log.error("cycle failed", run_id=run_id, error=report.error)
         raise
     finally:
+        _charge_api_use(ctx, report, api_before)
         store.runs.finish(run_id, status=report.status, finished_at=ctx.now(), error=report.error)
     return report
+
+
+def _charge_api_use(ctx: CycleContext, report: CycleReport, before: dict[str, ApiUse]) -> None:
+    """Each source's API calls during this cycle, its writes included (the pacers count from process start)."""
+    for name, source in report.sources.items():
+        source.api = api_use(ctx.pacers, name).minus(before.get(name, ApiUse()))
 
 
 def _step(ctx: CycleContext, report: CycleReport, name: str, fn: Callable):
@@ -133,7 +123,7 @@ def _step_counts(name: str, result, report: CycleReport) -> dict:
     if name == "pull":
         return {src: {"ok": r.ok, "records": r.records, "error": r.error} for src, r in report.sources.items()}
     if name == "score":
-        return {"accounts": len(result), "bands": report.bands if report.scored else _bands(result)}
+        return {"accounts": len(result), "bands": count_bands(result)}
     if name == "plan" and result is not None:
         return {"field_updates": len(result.field_updates), "tasks": len(result.tasks),
                 "conflicts": len(result.conflicts), "unresolved": len(result.unresolved)}
@@ -143,13 +133,6 @@ def _step_counts(name: str, result, report: CycleReport) -> dict:
     if name == "identity_and_facts":
         return {"accounts": len(result.facts), "identity": result.identity_counts}
     return {}
-
-
-def _bands(scored: list[ScoredAccount]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for s in scored:
-        counts[s.result.band] = counts.get(s.result.band, 0) + 1
-    return counts
 
 
 # ------------------------------------------------------------------------------------------ pull
@@ -163,9 +146,8 @@ def _pull_all(ctx: CycleContext, report: CycleReport, as_of, full, run_id, stop)
         fingerprint = ctx.credentials.get(name)
         if status is not None and status.paused:
             if fingerprint is None or status.credentials_fingerprint == fingerprint:
-                report.paused[name] = status.paused_reason or "paused"
                 report.sources[name] = SourceReport(source=name, ok=False, error=status.paused_reason,
-                                                    error_kind="auth")
+                                                    error_kind="auth", paused=True)
                 continue
             ctx.store.runs.resume_source(name, now=ctx.now())
             log.info("source credentials changed: retrying", source=name)
@@ -292,25 +274,11 @@ def plan_writeback(ctx: CycleContext, scored: list[ScoredAccount], gathered, as_
 
 def build_cycle(settings, store: Store):
     """The daemon's CycleFn: builds the context once, then each call runs one cycle as of `as_of`."""
-    from healthsync.sync.daemon import CycleOutcome, SourceOutcome
-    from healthsync.sync.runtime import build_context
+    from healthsync.sync.runtime import build_context  # runtime imports this module for CycleContext
 
     ctx = build_context(settings, store)
 
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
-        report = run_cycle(ctx, as_of=as_of, full=full, stop=stop)
-        stats = {s.api: s for s in ctx.pacers.stats()}
-        sources = {
-            name: SourceOutcome(
-                ok=r.ok, error=r.error, paused=name in report.paused, records_pulled=r.records,
-                api_calls=getattr(stats.get(name), "calls", 0), rate_limited=getattr(stats.get(name), "rate_limited", 0),
-            )
-            for name, r in report.sources.items()
-        }
-        writes = {}
-        if report.applied is not None:
-            writes = {"fields": report.applied.fields_written, "tasks": report.applied.tasks_created}
-        return CycleOutcome(status=report.status, full=full, started_at=as_of, run_id=report.run_id,
-                            sources=sources, writes=writes, accounts_by_band=report.bands, error=report.error)
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
+        return run_cycle(ctx, as_of=as_of, full=full, stop=stop).without_accounts()
 
     return cycle

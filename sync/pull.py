@@ -11,42 +11,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from healthsync.connectors.base import Page, Source
 from healthsync.connectors.cursor import StreamState
 from healthsync.errors import AuthError, HealthsyncError, QuotaExhaustedError, RetryableError
+from healthsync.redaction import redact
+from healthsync.sync.cycle import SourceReport, StreamReport
 from healthsync.sync.store import Store
 from healthsync.sync.store.rows import RecordRow
 
 # Called after each committed page with (source, stream, records so far); the CLI draws progress from it.
 ProgressFn = Callable[[str, str, int], None]
 MAX_SKIPPED_EXAMPLES = 20
-
-
-@dataclass
-class StreamReport:
-    records: int = 0
-    deleted: int = 0
-    skipped: int = 0
-    pages: int = 0
-
-
-@dataclass
-class SourceReport:
-    source: str
-    ok: bool = True
-    error: str | None = None
-    error_kind: str | None = None  # auth | quota | retryable | fatal
-    streams: dict[str, StreamReport] = field(default_factory=dict)
-    skipped_examples: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-    interrupted: bool = False
-
-    @property
-    def records(self) -> int:
-        return sum(s.records for s in self.streams.values())
 
 
 def pull_source(
@@ -74,7 +51,7 @@ def pull_source(
             _pull_stream(store, source, spec.name, report, as_of, now, full, run_id, stop, progress)
     except HealthsyncError as exc:
         report.ok = False
-        report.error = str(exc)
+        report.error = redact(str(exc))  # it goes on to the run record, the source status, /healthz and the CLI
         report.error_kind = _kind(exc)
     finally:
         report.seconds = time.monotonic() - started

@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from healthsync.config.loader import load_config
 from healthsync.config.secrets import register_secret
 from healthsync.errors import ConfigError
-from healthsync.sync.logs import REDACTED, configure_logging, get_logger, redact, redact_text
+from healthsync.redaction import REDACTED, redact
+from healthsync.sync.logs import configure_logging, get_logger
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,7 +156,7 @@ def test_sdk_handlers_are_replaced_by_ours():
     ],
 )
 def test_text_rules(text, expected):
-    assert redact_text(text) == expected
+    assert redact(text) == expected
 
 
 def test_redact_walks_structures_and_types():

@@ -26,7 +26,7 @@ import urllib3
 from hubspot import HubSpot
 
 from healthsync.config.settings import HubSpotOAuth, HubSpotPrivateAppAuth, Settings
-from healthsync.connectors.base import classify_http, redact
+from healthsync.connectors.base import classify_http, safe_reason
 from healthsync.connectors.pacing import SEARCH, Pacer, PacerConfig, PacerRegistry, hubspot_pacing
 from healthsync.connectors.retry import retry_policy
 from healthsync.errors import AuthError, ConfigError, FatalError, HealthsyncError, RetryableError
@@ -283,7 +283,7 @@ def _transport_error(exc: BaseException, what: str) -> HealthsyncError:
         return FatalError(f"hubspot: {what}: the TLS certificate was not accepted; check sandbox.ca_file "
                           "(or the system CA bundle)")
     if getattr(exc, "status", None) == 0:  # the SDK could not parse the answer (e.g. a garbled datetime)
-        return RetryableError(f"hubspot: {what}: the answer could not be read ({redact(str(reason))[:120]})")
+        return RetryableError(f"hubspot: {what}: the answer could not be read ({safe_reason(str(reason), 120)})")
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
         return RetryableError(f"hubspot: {what}: connection failed ({type(reason or exc).__name__})")
     return FatalError(f"hubspot: {what} failed unexpectedly ({type(exc).__name__})")
@@ -296,7 +296,7 @@ def _reason(body: str) -> str:
         return "no details"
     if isinstance(parsed, Mapping):
         parts = [str(parsed[k]) for k in ("category", "status", "message") if parsed.get(k)]
-        return redact(": ".join(dict.fromkeys(parts)))[:200] or "no details"
+        return safe_reason(": ".join(dict.fromkeys(parts))) or "no details"
     return "no details"
 
 

@@ -39,7 +39,7 @@ from healthsync.config.settings import (
     SalesforceRefreshTokenAuth,
     Settings,
 )
-from healthsync.connectors.base import classify_http, redact
+from healthsync.connectors.base import classify_http, safe_reason
 from healthsync.connectors.pacing import Pacer, PacerRegistry, salesforce_pacing
 from healthsync.connectors.retry import retry_policy
 from healthsync.errors import (
@@ -263,7 +263,7 @@ def _translate(exc: BaseException, what: str, headers: Mapping[str, str], *, per
             return type(error)(f"{error} while {what}")
         return error
     if isinstance(exc, SalesforceOperationError):
-        return FatalError(f"salesforce: a Bulk API job failed while {what}: {redact(str(exc))[:200]}")
+        return FatalError(f"salesforce: a Bulk API job failed while {what}: {safe_reason(str(exc))}")
     if isinstance(exc, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(exc):
         return FatalError(f"salesforce: TLS certificate verification failed while {what}; if this is the "
                           "sandbox, point sandbox.ca_file at the emulator's CA")
@@ -274,12 +274,12 @@ def _translate(exc: BaseException, what: str, headers: Mapping[str, str], *, per
         return RetryableError(f"salesforce: malformed answer while {what} ({type(exc).__name__})")
     if isinstance(exc, requests.exceptions.RequestException):
         return FatalError(f"salesforce: request failed while {what} ({type(exc).__name__})")
-    return FatalError(f"salesforce: unexpected {type(exc).__name__} while {what}: {redact(str(exc))[:200]}")
+    return FatalError(f"salesforce: unexpected {type(exc).__name__} while {what}: {safe_reason(str(exc))}")
 
 
 def _login_error(exc: SalesforceAuthenticationFailed, auth_hint: str) -> HealthsyncError:
     code = exc.code
-    message = redact(str(exc.auth_message or ""))[:200]
+    message = safe_reason(str(exc.auth_message or ""))
     if code is None or (isinstance(code, int) and code >= 500):
         return RetryableError(f"salesforce: the login endpoint failed ({code or 'no error code'})")
     if code == 429 or code in ("LOGIN_RATE_EXCEEDED", "REQUEST_LIMIT_EXCEEDED"):
@@ -354,9 +354,9 @@ def exchange_refresh_token(http: requests.Session, auth: SalesforceRefreshTokenA
         raise RetryableError(f"salesforce: the token endpoint failed (HTTP {answer.status_code})")
     if answer.status_code != 200 or not isinstance(body, Mapping) or not body.get("access_token"):
         code = body.get("error") if isinstance(body, Mapping) else None
-        text = redact(str(body.get("error_description") or "")) if isinstance(body, Mapping) else ""
+        text = safe_reason(str(body.get("error_description") or ""), 120) if isinstance(body, Mapping) else ""
         raise AuthError(f"salesforce: the refresh token was not accepted (HTTP {answer.status_code}: "
-                        f"{code or 'no error code'}{': ' + text[:120] if text else ''}); "
+                        f"{code or 'no error code'}{': ' + text if text else ''}); "
                         "check crm.salesforce.auth.client_id, client_secret and refresh_token")
     register_secret(str(body["access_token"]))
     return str(body["access_token"]), str(body.get("instance_url") or "")

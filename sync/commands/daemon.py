@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -14,16 +13,13 @@ from typing import Any
 
 import typer
 
-from healthsync.errors import ConfigError, FatalError
+from healthsync.errors import ConfigError
+from healthsync.sync import pipeline
 from healthsync.sync.daemon import CycleFn, Daemon, Schedule, utc_now
 from healthsync.sync.lock import acquire_store_lock
 from healthsync.sync.logs import configure_logging, get_logger
 
 CycleBuilder = Callable[[Any, Any], CycleFn]  # build_cycle(settings, store) -> CycleFn
-PIPELINE_MODULE = "healthsync.sync.pipeline"
-_NOT_BUILT = (
-    "the cycle pipeline is not built yet: `healthsync run` needs sync/pipeline.py with build_cycle(settings, store)"
-)
 
 _log = get_logger(__name__)
 
@@ -71,7 +67,7 @@ def run_daemon(settings: Any, *, once: bool = False, full: bool = False, build_c
     `interval_seconds` replaces the configured incremental schedule (end-to-end tests need seconds, not minutes)."""
     lock = acquire_store_lock(settings.store.resolved_url, now=utc_now())  # first: "already running" beats all
     try:
-        builder = build_cycle or load_cycle_builder()
+        builder = build_cycle or pipeline.build_cycle  # looked up now, so a test can put a fake in its place
         daemon, code = _open_and_run(settings, lock, builder, once=once, full=full, interval_seconds=interval_seconds)
         if daemon.overran:
             # A cycle thread is stuck mid-batch: exit without waiting for it, and without releasing the lock
@@ -122,20 +118,6 @@ def _start_observability(options: Any, store: Any) -> Any:
     observability = Observability(host=options.host, port=options.port, source_statuses=store.runs.source_statuses)
     observability.metrics.seed(store.runs.source_statuses())
     return observability.start()
-
-
-def load_cycle_builder() -> CycleBuilder:
-    """`sync.pipeline.build_cycle`, imported only now; FatalError (exit 1) while it does not exist."""
-    try:
-        module = importlib.import_module(PIPELINE_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != PIPELINE_MODULE:
-            raise  # the pipeline exists but one of *its* imports is missing: that is a real bug, show it
-        raise FatalError(_NOT_BUILT) from None
-    builder = getattr(module, "build_cycle", None)
-    if not callable(builder):
-        raise FatalError(_NOT_BUILT)
-    return builder
 
 
 def _apply_log_settings(ctx: typer.Context, options: Any) -> None:

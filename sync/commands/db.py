@@ -8,7 +8,8 @@ import typer
 from sqlalchemy.engine import URL
 
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync.store.engine import create_store_engine, normalise_url, safe_url
+from healthsync.redaction import redact
+from healthsync.sync.store.engine import create_store_engine, normalise_url
 from healthsync.sync.store.migrate import current_revision, head_revision, upgrade_to_head
 
 _CONFIG_HELP = "Config file whose store section names the database (default: $HEALTHSYNC_CONFIG, then ./healthsync.yaml)."
@@ -33,7 +34,7 @@ def upgrade(
         before, after = upgrade_to_head(engine)
     finally:
         engine.dispose()
-    where = safe_url(target)
+    where = redact(target)
     if before == after:
         typer.echo(f"{where}: already at {after} (head)")
     else:
@@ -50,7 +51,7 @@ def current(
     """Print the store's schema revision and whether it is the newest this healthsync knows."""
     target = store_url(config, url)
     head = head_revision()
-    where = safe_url(target)
+    where = redact(target)
     missing_file = _missing_sqlite_file(target)
     if missing_file is not None:
         revision = None

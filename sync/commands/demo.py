@@ -23,7 +23,8 @@ from rich.table import Table
 from healthsync.config.loader import load_config
 from healthsync.errors import ConfigError
 from healthsync.sync.commands.common import console, require_sandbox, signed, top_reasons
-from healthsync.sync.pipeline import CycleReport, run_cycle
+from healthsync.sync.cycle import CycleReport
+from healthsync.sync.pipeline import run_cycle
 from healthsync.sync.runtime import build_context
 from healthsync.sync.store import Store
 from healthsync.writeback.setup import required_fields, run_setup
@@ -68,14 +69,15 @@ def demo(
         try:
             ctx = build_context(settings, store, now=server.clock.now)
             _setup(ctx, settings)
-            first = _cycle(ctx, server, full=True, title="Full cycle (first run)")
+            first, first_calls = _cycle(ctx, server, full=True, title="Full cycle (first run)")
             from healthsync.sandbox.changes import simulate_week
 
             changes = simulate_week(server, server.portfolio, seed)
             console.print(f"[dim]A week passes in the emulators: {len(changes)} changes (edits, a signed renewal, "
                           "a champion leaving, new tickets, a deleted contact, a week of product events).[/]")
-            second = _cycle(ctx, server, full=False, title="Incremental cycle (a week later)")
-            _show(ctx, server, second, first)
+            second, second_calls = _cycle(ctx, server, full=False, title="Incremental cycle (a week later)")
+            _show(ctx, server, second)
+            _api_calls(first_calls, second_calls)
         finally:
             store.close()
     console.print(f"\n[bold]Done in {time.monotonic() - started:.1f}s.[/] " + NEXT_STEPS)
@@ -186,7 +188,8 @@ def _setup(ctx, settings) -> None:
                   f"{counts.get('failed', 0)} failed")
 
 
-def _cycle(ctx, server, *, full: bool, title: str) -> CycleReport:
+def _cycle(ctx, server, *, full: bool, title: str) -> tuple[CycleReport, Counter]:
+    """Run one cycle and print its summary; returns the report and the API calls the emulators counted."""
     before = server.calls.snapshot()
     started = time.monotonic()
     report = run_cycle(ctx, as_of=server.clock.now(), full=full)
@@ -194,7 +197,6 @@ def _cycle(ctx, server, *, full: bool, title: str) -> CycleReport:
     calls: Counter = Counter()
     for key, n in after.items():
         calls[key.split(" ", 1)[0]] += n - before.get(key, 0)
-    report.api_calls = dict(calls)  # type: ignore[attr-defined]
     pulled = ", ".join(f"{name} {r.records:,}" + ("" if r.ok else f" [red](failed: {escape(r.error or '')})[/]")
                        for name, r in report.sources.items())
     applied = report.applied
@@ -204,7 +206,7 @@ def _cycle(ctx, server, *, full: bool, title: str) -> CycleReport:
     console.print(f"  pulled records: {pulled}")
     console.print(f"  wrote to the CRM: {wrote}")
     console.print(f"  API calls: {calls_line(calls)}", soft_wrap=True)
-    return report
+    return report, calls
 
 
 def calls_line(calls: Mapping[str, int]) -> str:
@@ -213,14 +215,13 @@ def calls_line(calls: Mapping[str, int]) -> str:
     return f"{parts} ({sum(calls.values()):,} in all)" if parts else "none"
 
 
-def _show(ctx, server, report: CycleReport, first: CycleReport) -> None:
+def _show(ctx, server, report: CycleReport) -> None:
     results = sorted((s.result for s in report.scored), key=lambda r: (r.score, r.account_id))
     names = _names(ctx)
     _bands(report)
     _at_risk(results, report, names)
     _renewals(results, names)
     _crm_tasks(server, ctx, names)
-    _api_calls(first, report)
 
 
 def _names(ctx) -> dict[str, str]:
@@ -235,8 +236,8 @@ def _bands(report: CycleReport) -> None:
     table.add_column("band")
     table.add_column("accounts", justify="right")
     table.add_column("", no_wrap=True)
-    total = max(sum(report.bands.values()), 1)
-    for band, n in sorted(report.bands.items(), key=lambda kv: -kv[1]):
+    total = max(sum(report.accounts_by_band.values()), 1)
+    for band, n in sorted(report.accounts_by_band.items(), key=lambda kv: -kv[1]):
         colour = BAND_COLOURS.get(band, "white")
         table.add_row(f"[{colour}]{band}[/]", str(n), f"[{colour}]" + "█" * round(40 * n / total) + "[/]")
     console.print(table)
@@ -322,11 +323,11 @@ def _emulated_tasks(server, owners: dict[str, str]) -> list[dict]:
     return out
 
 
-def _api_calls(first: CycleReport, second: CycleReport) -> None:
+def _api_calls(a: Mapping[str, int], b: Mapping[str, int]) -> None:
+    """The emulators' own counts per source, side by side for the two cycles."""
     table = Table(title="API calls per source (emulator counts)", box=box.SIMPLE_HEAD, title_justify="left")
     for col in ("source", "full cycle", "incremental cycle"):
         table.add_column(col, justify="right" if col != "source" else "left")
-    a, b = getattr(first, "api_calls", {}), getattr(second, "api_calls", {})
     for name in sorted(set(a) | set(b)):
         table.add_row(name, str(a.get(name, 0)), str(b.get(name, 0)))
     table.add_row("[bold]all[/]", str(sum(a.values())), str(sum(b.values())))

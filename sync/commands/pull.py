@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,7 +16,8 @@ from rich.table import Table
 from healthsync.connectors.pacing import PacerRegistry
 from healthsync.errors import ConfigError, HealthsyncError
 from healthsync.sync.commands.common import config_option, console, err_console, opened, short_error
-from healthsync.sync.pull import SourceReport, pull_source
+from healthsync.sync.cycle import SourceReport, api_use
+from healthsync.sync.pull import pull_source
 from healthsync.sync.runtime import build_sources
 
 SKIPPED_EXAMPLES_SHOWN = 5
@@ -25,34 +25,6 @@ SKIPPED_EXAMPLES_SHOWN = 5
 
 def register(app: typer.Typer) -> None:
     app.command("pull")(pull)
-
-
-@dataclass(frozen=True)
-class ApiUse:
-    """What one source's pull cost, from the pacer(s) of its API: calls made, 429s answered, seconds waited."""
-
-    calls: int = 0
-    rate_limited: int = 0
-    waited: float = 0.0
-    daily_used: int | None = None
-    daily_limit: int | None = None
-
-    def minus(self, before: ApiUse) -> ApiUse:
-        return ApiUse(self.calls - before.calls, self.rate_limited - before.rate_limited,
-                      self.waited - before.waited, self.daily_used, self.daily_limit)
-
-
-def api_use(pacers: PacerRegistry, api: str) -> ApiUse:
-    """Totals over every pacer of `api` (one per org/portal/project; normally exactly one)."""
-    mine = [s for s in pacers.stats() if s.api == api]
-    daily = [s for s in mine if s.daily_limit]
-    return ApiUse(
-        calls=sum(s.calls for s in mine),
-        rate_limited=sum(s.rate_limited for s in mine),
-        waited=sum(s.waited_seconds for s in mine),
-        daily_used=sum(s.daily_used or 0 for s in daily) if daily else None,
-        daily_limit=sum(s.daily_limit or 0 for s in daily) if daily else None,
-    )
 
 
 def pull(
@@ -68,7 +40,7 @@ def pull(
         if unknown:
             raise ConfigError(f"--source {', '.join(unknown)}: not configured; configured: {', '.join(sources)}")
         as_of = datetime.now(UTC)
-        pulled: list[tuple[SourceReport, ApiUse]] = []
+        pulled: list[SourceReport] = []
         with _progress() as progress:
             for name, src in sources.items():
                 if source and name not in source:
@@ -76,9 +48,10 @@ def pull(
                 before = api_use(pacers, name)
                 report = pull_source(store, src, as_of=as_of, now=lambda: datetime.now(UTC), full=full,
                                      progress=_ticker(progress, name))
-                pulled.append((report, api_use(pacers, name).minus(before)))
+                report.api = api_use(pacers, name).minus(before)
+                pulled.append(report)
     _summary(pulled, full)
-    failed = [r.source for r, _ in pulled if not r.ok]
+    failed = [r.source for r in pulled if not r.ok]
     if failed:
         raise HealthsyncError(f"{len(failed)} of {len(pulled)} sources failed ({', '.join(failed)}): the reasons "
                               "are above; the other sources' records were stored")
@@ -103,12 +76,12 @@ def _ticker(progress: Progress | None, name: str):
     return tick
 
 
-def _summary(pulled: list[tuple[SourceReport, ApiUse]], full: bool) -> None:
+def _summary(pulled: list[SourceReport], full: bool) -> None:
     console.print(_stream_table(pulled, full))
     console.print(_source_table(pulled))
-    for report, use in pulled:
-        if use.daily_limit:
-            console.print(f"{report.source}: {use.daily_used:,} of {use.daily_limit:,} daily API calls used "
+    for report in pulled:
+        if report.api.daily_limit:
+            console.print(f"{report.source}: {report.api.daily_used:,} of {report.api.daily_limit:,} daily API calls used "
                           "(rolling 24 h, all apps of the org)")
         if not report.ok:
             console.print(f"[red]{report.source} failed[/] ({report.error_kind or 'error'}): "
@@ -117,27 +90,28 @@ def _summary(pulled: list[tuple[SourceReport, ApiUse]], full: bool) -> None:
             console.print(f"  {report.source} skipped {escape(example)}")
 
 
-def _stream_table(pulled: list[tuple[SourceReport, ApiUse]], full: bool) -> Table:
+def _stream_table(pulled: list[SourceReport], full: bool) -> Table:
     table = Table(title=f"Records per stream ({'full' if full else 'incremental'} pull)", box=box.SIMPLE_HEAD,
                   title_justify="left")
     table.add_column("source")
     table.add_column("stream")
     for col in ("records", "deleted", "skipped", "pages"):
         table.add_column(col, justify="right")
-    for report, _ in pulled:
+    for report in pulled:
         for stream, s in report.streams.items():
             table.add_row(report.source, stream, f"{s.records:,}", f"{s.deleted:,}", f"{s.skipped:,}", f"{s.pages:,}")
         table.add_section()
     return table
 
 
-def _source_table(pulled: list[tuple[SourceReport, ApiUse]]) -> Table:
+def _source_table(pulled: list[SourceReport]) -> Table:
     table = Table(title="Per source", box=box.SIMPLE_HEAD, title_justify="left")
     table.add_column("source")
     table.add_column("status")
     for col in ("records", "API calls", "429s", "waited", "time"):
         table.add_column(col, justify="right")
-    for report, use in pulled:
+    for report in pulled:
+        use = report.api
         status = "[green]ok[/]" if report.ok else "[red]FAILED[/]"
         if report.interrupted:
             status = "[yellow]interrupted[/]"

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from healthsync.connectors.pacing import PacerRegistry
 from healthsync.errors import ConfigError, HealthsyncError
+from healthsync.redaction import redact
 from healthsync.sync.commands.common import Snapshot, config_option, console, load_settings, snapshot
 from healthsync.sync.pipeline import plan_writeback, score_accounts
 from healthsync.sync.runtime import build_sources
@@ -191,7 +192,7 @@ def _apply_recorded(snap: Snapshot) -> tuple[Plan, ApplyReport]:
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
-        store.runs.finish(run_id, status=status, finished_at=now(), error=error)
+        store.runs.finish(run_id, status=status, finished_at=now(), error=redact(error))  # run records are shown
 
 
 def _print_applied(the_plan: Plan, report: ApplyReport) -> None:

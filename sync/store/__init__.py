@@ -23,7 +23,7 @@ same for one repository). ``records.commit_page`` writes a page, its deletes and
                       source_status, source_statuses
 """
 
-from healthsync.sync.store.engine import StoreUnavailableError, safe_url
+from healthsync.sync.store.engine import StoreUnavailableError
 from healthsync.sync.store.migrate import current_revision, head_revision
 from healthsync.sync.store.records import StateConflictError
 from healthsync.sync.store.rows import (
@@ -60,5 +60,4 @@ __all__ = [
     "credentials_fingerprint",
     "current_revision",
     "head_revision",
-    "safe_url",
 ]

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from healthsync.errors import ConfigError, RetryableError
+from healthsync.redaction import redact
 from healthsync.sync.store.columns import dumps_json
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -50,12 +51,6 @@ def normalise_url(url: str) -> URL:
             )
         return parsed.set(drivername="sqlite")
     raise ConfigError(f"store backend {backend!r} is not supported: {_URL_HELP}")
-
-
-def safe_url(url: URL | str) -> str:
-    """The URL as safe to print: password replaced by ***."""
-    parsed = url if isinstance(url, URL) else make_url(url)
-    return parsed.render_as_string(hide_password=True)
 
 
 def require_driver(url: URL) -> None:
@@ -137,7 +132,7 @@ def connecting(engine: Engine) -> Iterator[None]:
         if exc.statement is not None:
             raise
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
-        raise StoreUnavailableError(f"cannot open the store at {safe_url(engine.url)}: {reason}") from None
+        raise StoreUnavailableError(f"cannot open the store at {redact(engine.url)}: {reason}") from None
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:

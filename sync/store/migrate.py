@@ -15,7 +15,8 @@ from alembic.util.exc import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from healthsync.errors import FatalError
-from healthsync.sync.store.engine import connecting, safe_url, write_connection
+from healthsync.redaction import redact
+from healthsync.sync.store.engine import connecting, write_connection
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant works; it only has to be the same for every healthsync process sharing a database.
@@ -58,7 +59,7 @@ def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
         command.upgrade(_alembic_config(conn), "head")
         after = MigrationContext.configure(conn).get_current_revision() or head_revision()
     if before != after:
-        _log.info("store schema upgraded", store=safe_url(engine.url), from_revision=before, to_revision=after)
+        _log.info("store schema upgraded", store=redact(engine.url), from_revision=before, to_revision=after)
     return before, after
 
 

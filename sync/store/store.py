@@ -7,9 +7,10 @@ from contextlib import contextmanager
 
 from sqlalchemy.engine import Engine
 
+from healthsync.redaction import redact
 from healthsync.sync.store.aggregates import AggregateRepository
 from healthsync.sync.store.base import Database
-from healthsync.sync.store.engine import create_store_engine, safe_url
+from healthsync.sync.store.engine import create_store_engine
 from healthsync.sync.store.ledger import LedgerRepository
 from healthsync.sync.store.migrate import upgrade_to_head
 from healthsync.sync.store.records import RecordRepository
@@ -42,7 +43,7 @@ class Store:
     @property
     def url(self) -> str:
         """The database URL with its password hidden (safe for logs)."""
-        return safe_url(self._db.engine.url)
+        return redact(self._db.engine.url)
 
     @property
     def dialect(self) -> str:

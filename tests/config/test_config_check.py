@@ -171,7 +171,6 @@ def test_crm_block_must_match_kind_and_duplicates_are_caught(write_config, capsy
 
 
 def test_inline_health_model_problems_come_from_the_scoring_package(write_config, capsys, monkeypatch):
-    pytest.importorskip("healthsync.scoring.model")
     monkeypatch.setenv("HS_TOKEN", "pat-na1-abcdef")
     text = """\
     crm:
@@ -198,7 +197,6 @@ def test_inline_health_model_problems_come_from_the_scoring_package(write_config
 
 
 def test_health_model_file_problems_name_the_file_and_its_line(write_config, tmp_path, capsys, monkeypatch):
-    pytest.importorskip("healthsync.scoring.model")
     monkeypatch.setenv("HS_TOKEN", "pat-na1-abcdef")
     (tmp_path / "model.yaml").write_text("name: mine\ncomponents:\n  - name: usage\n    weight: 100\n    measures: nope\n"
                                          "bands: []\n")
@@ -218,7 +216,6 @@ def test_health_model_file_problems_name_the_file_and_its_line(write_config, tmp
 
 
 def test_unknown_escalation_role_is_flagged(write_config, capsys, monkeypatch):
-    pytest.importorskip("healthsync.scoring.playbook")
     monkeypatch.setenv("HS_TOKEN", "pat-na1-abcdef")
     text = """\
     crm:

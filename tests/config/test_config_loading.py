@@ -139,7 +139,7 @@ def test_postgres_url_password_must_come_from_env(write_config):
     from_env = HUBSPOT_ONLY + "store:\n  url: postgresql+psycopg://hs:${PGPASSWORD}@db:5432/hs\n"
     settings = load_config(write_config(from_env), env={"HUBSPOT_ACCESS_TOKEN": "pat-x-1234", "PGPASSWORD": "pg-s3cret-pw"})
     assert settings.store.resolved_url == "postgresql+psycopg://hs:pg-s3cret-pw@db:5432/hs"
-    assert settings.store.display_url == "postgresql+psycopg://hs:***@db:5432/hs"
+    assert settings.store.display_url == "postgresql+psycopg://hs:[REDACTED]@db:5432/hs"
     assert "pg-s3cret-pw" in registered_secrets()
 
 

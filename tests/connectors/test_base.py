@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from healthsync.config.secrets import register_secret
 from healthsync.connectors.base import (
     CheckResult,
     Page,
@@ -15,7 +16,7 @@ from healthsync.connectors.base import (
     classify_http,
     header_value,
     parse_retry_after,
-    redact,
+    safe_reason,
 )
 from healthsync.connectors.cursor import StreamState, advance
 from healthsync.connectors.records import AccountRecord
@@ -140,10 +141,14 @@ def test_parse_retry_after_absent_and_case_insensitive() -> None:
     assert header_value({"X-Rate-Limit": "400"}, "x-rate-limit") == "400"
 
 
-def test_redact_masks_credential_values() -> None:
-    assert redact("Bearer abc.def.ghi expired") == "Bearer *** expired"
-    assert redact("password=hunter2; user=bob") == "password=***; user=bob"
-    assert redact("see http://h/p?api_key=1&x=2 now") == "see http://h/p?… now"
+def test_a_quoted_reason_is_redacted_before_it_is_cut_short() -> None:
+    secret = "zd-reason-secret-7f3e9a"
+    register_secret(secret)
+    text = "x" * 190 + f" token {secret} rejected"  # the cut at 200 falls inside the secret
+    quoted = safe_reason(text)
+    assert len(quoted) == 200 and quoted.endswith(" token [RE")
+    assert secret[:5] not in quoted  # not even the part before the cut
+    assert safe_reason("see http://h/p?api_key=1&x=2 now") == "see http://h/p?… now"
 
 
 def test_stream_spec_validation_and_incremental_flag() -> None:

@@ -13,25 +13,26 @@ from datetime import datetime
 
 import healthsync.sync.daemon
 import healthsync.sync.pipeline
-from healthsync.sync.daemon import CycleOutcome, SourceOutcome
+from healthsync.sync.cycle import ApiUse, CycleReport, SourceReport, StreamReport
 
 
 def build_cycle(settings, store):
     mode = sys.argv[1]
 
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         print("cycle-start", flush=True)
         if mode == "stuck":
             time.sleep(60)  # ignores stop, as a hung network call would
-        sources = {"hubspot": SourceOutcome(ok=True, records_pulled=42, api_calls=5)}
-        return CycleOutcome(status="ok", full=full, started_at=as_of, sources=sources, accounts_by_band={"green": 3})
+        sources = {"hubspot": SourceReport("hubspot", streams={"companies": StreamReport(records=42)},
+                                           api=ApiUse(calls=5))}
+        return CycleReport(as_of=as_of, full=full, sources=sources, accounts_by_band={"green": 3})
 
     return cycle
 
 
 def main() -> int:
     healthsync.sync.daemon.DEFAULT_STOP_GRACE_S = 1.0
-    healthsync.sync.pipeline.build_cycle = build_cycle  # the command imports it at run time, so the fake is what it finds
+    healthsync.sync.pipeline.build_cycle = build_cycle  # `run` looks it up when it starts, so it finds the fake
     from healthsync.sync.cli import main as cli_main
 
     return cli_main(sys.argv[2:])

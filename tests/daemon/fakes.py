@@ -7,15 +7,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from healthsync.sync.daemon import CycleOutcome, SourceOutcome
+from healthsync.sync.cycle import ApiUse, CycleReport, SourceReport, StreamReport
 
 
-def outcome(status: str = "ok", *, full: bool = False, as_of: datetime, **kwargs: object) -> CycleOutcome:
+def source(name: str, *, records: int = 0, api_calls: int = 0, rate_limited: int = 0, **kwargs: object) -> SourceReport:
+    """One source's part of a report: `records` pulled (in one stream), what its API calls cost."""
+    return SourceReport(name, streams={"records": StreamReport(records=records)},  # type: ignore[arg-type]
+                        api=ApiUse(calls=api_calls, rate_limited=rate_limited), **kwargs)
+
+
+def outcome(status: str = "ok", *, full: bool = False, as_of: datetime, **kwargs: object) -> CycleReport:
     sources = kwargs.pop("sources", None) or {
-        "salesforce": SourceOutcome(ok=True, records_pulled=10, api_calls=3),
-        "zendesk": SourceOutcome(ok=True, records_pulled=4, api_calls=2, rate_limited=1),
+        "salesforce": source("salesforce", records=10, api_calls=3),
+        "zendesk": source("zendesk", records=4, api_calls=2, rate_limited=1),
     }
-    return CycleOutcome(status=status, full=full, started_at=as_of, sources=sources, **kwargs)  # type: ignore[arg-type]
+    return CycleReport(as_of=as_of, full=full, status=status, sources=sources, **kwargs)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -30,7 +36,7 @@ class RecordingCycle:
     _active: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def __call__(self, as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         with self._lock:
             self._active += 1
             if self._active > 1:

@@ -11,7 +11,8 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from healthsync.sync.daemon import CycleOutcome, Daemon, Schedule, SourceOutcome
+from healthsync.sync.cycle import CycleReport, SourceReport
+from healthsync.sync.daemon import Daemon, Schedule
 from healthsync.sync.logs import configure_logging
 
 
@@ -20,7 +21,7 @@ def say(line: str) -> None:
 
 
 def slow_cycle(seconds: float):
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         say("cycle-start")
         batches = 0
         deadline = time.monotonic() + seconds
@@ -31,7 +32,7 @@ def slow_cycle(seconds: float):
                 say(f"batch-committed {batches} then stop")
                 break
         say("cycle-end")
-        return CycleOutcome(status="ok", full=full, started_at=as_of, sources={"crm": SourceOutcome(ok=True)})
+        return CycleReport(as_of=as_of, full=full, sources={"crm": SourceReport("crm")})
 
     return cycle
 

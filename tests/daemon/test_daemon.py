@@ -10,10 +10,11 @@ import pytest
 import structlog
 
 from healthsync.errors import AuthError
-from healthsync.sync.daemon import EXIT_FAILED, EXIT_OK, CycleOutcome, Daemon, Schedule, SourceOutcome
+from healthsync.sync.cycle import CycleReport, SourceReport
+from healthsync.sync.daemon import EXIT_FAILED, EXIT_OK, Daemon, Schedule
 from healthsync.sync.lock import LockLostError
 
-from .fakes import RecordingCycle, outcome
+from .fakes import RecordingCycle, outcome, source
 
 FAST = Schedule(incremental_every=timedelta(seconds=1), full_resync_cron=None)
 AS_OF = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -22,12 +23,12 @@ AS_OF = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 class Observer:
     def __init__(self) -> None:
         self.started: list[bool] = []
-        self.finished: list[CycleOutcome] = []
+        self.finished: list[CycleReport] = []
 
     def cycle_started(self, full: bool, as_of: datetime) -> None:
         self.started.append(full)
 
-    def cycle_finished(self, result: CycleOutcome) -> None:
+    def cycle_finished(self, result: CycleReport) -> None:
         self.finished.append(result)
 
 
@@ -87,13 +88,13 @@ def test_concurrent_run_cycle_calls_are_serialised() -> None:
 def test_cycle_gets_the_clock_time_and_the_stop_event() -> None:
     seen: list[tuple[datetime, bool, threading.Event]] = []
 
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         seen.append((as_of, full, stop))
         return outcome(as_of=as_of, full=full)
 
     daemon = Daemon(cycle, FAST, clock=lambda: AS_OF)
     result = daemon.run_cycle(full=True)
-    assert result is not None and result.full and result.started_at == AS_OF
+    assert result is not None and result.full and result.as_of == AS_OF
     assert seen == [(AS_OF, True, daemon.stop_event)]
     assert daemon.last_outcome is result
 
@@ -101,7 +102,7 @@ def test_cycle_gets_the_clock_time_and_the_stop_event() -> None:
 def test_a_crashing_cycle_is_a_failed_cycle_and_the_daemon_goes_on() -> None:
     calls = []
 
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         calls.append(as_of)
         if len(calls) == 1:
             raise RuntimeError("boom with token=sk_live_abcdefghijklmnop")
@@ -119,14 +120,14 @@ def test_a_crashing_cycle_is_a_failed_cycle_and_the_daemon_goes_on() -> None:
 def test_a_cycle_returning_the_wrong_type_is_a_failed_cycle() -> None:
     daemon = Daemon(lambda as_of, full, stop: {"status": "ok"}, FAST)  # type: ignore[arg-type,return-value]
     result = daemon.run_cycle()
-    assert result is not None and result.status == "failed" and "not a CycleOutcome" in (result.error or "")
+    assert result is not None and result.status == "failed" and "not a CycleReport" in (result.error or "")
 
 
 def test_outcome_rejects_unknown_status_and_naive_time() -> None:
     with pytest.raises(ValueError, match="status"):
-        CycleOutcome(status="fine", full=False, started_at=AS_OF)  # type: ignore[arg-type]
+        CycleReport(as_of=AS_OF, status="fine")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="timezone"):
-        CycleOutcome(status="ok", full=False, started_at=datetime(2024, 1, 1))
+        CycleReport(as_of=datetime(2024, 1, 1), status="ok")
 
 
 def test_guard_failure_stops_the_daemon_before_the_cycle_runs() -> None:
@@ -171,7 +172,7 @@ def test_stop_while_waiting_for_the_cycle_lock_skips_the_cycle() -> None:
     first = threading.Thread(target=daemon.run_cycle)
     first.start()
     wait_for(lambda: len(cycle.calls) == 1)
-    waiting: list[CycleOutcome | None] = []
+    waiting: list[CycleReport | None] = []
     second = threading.Thread(target=lambda: waiting.append(daemon.run_cycle(full=True)))
     second.start()
     time.sleep(0.1)
@@ -182,13 +183,13 @@ def test_stop_while_waiting_for_the_cycle_lock_skips_the_cycle() -> None:
 
 
 def test_source_failures_are_logged_once_and_recovery_once() -> None:
-    def sources(ok: bool) -> dict[str, SourceOutcome]:
-        return {"zendesk": SourceOutcome(ok=ok, error=None if ok else "401 from Zendesk")}
+    def sources(ok: bool) -> dict[str, SourceReport]:
+        return {"zendesk": source("zendesk", ok=ok, error=None if ok else "401 from Zendesk")}
 
     plan = [False, False, False, True, True]
     calls: list[int] = []
 
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         ok = plan[len(calls)]
         calls.append(1)
         return outcome("ok" if ok else "partial", as_of=as_of, sources=sources(ok))
@@ -205,7 +206,7 @@ def test_source_failures_are_logged_once_and_recovery_once() -> None:
 
 
 def test_expected_errors_are_logged_without_a_traceback() -> None:
-    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+    def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
         raise AuthError("salesforce rejected the credentials")
 
     daemon = Daemon(cycle, FAST)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from healthsync.config.secrets import register_secret
 from healthsync.errors import ConfigError, FatalError
-from healthsync.sync.daemon import SourceOutcome
 from healthsync.sync.observability import Observability, check_loopback
 from healthsync.sync.store import Store
 
-from .fakes import outcome
+from .fakes import outcome, source
 
 T0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 
@@ -54,7 +54,7 @@ def obs() -> Iterator[Observability]:
 
 
 def run(obs: Observability, result) -> None:
-    obs.cycle_started(result.full, result.started_at)
+    obs.cycle_started(result.full, result.as_of)
     obs.cycle_finished(result)
 
 
@@ -76,7 +76,7 @@ def test_health_is_starting_then_ok_then_503_after_a_failed_cycle(obs: Observabi
 
     later = T0 + timedelta(minutes=5)
     run(obs, outcome("failed", as_of=later, error="every source failed", sources={
-        "salesforce": SourceOutcome(ok=False, error="401 INVALID_SESSION_ID", paused=True),
+        "salesforce": source("salesforce", ok=False, error="401 INVALID_SESSION_ID", paused=True),
     }))
     code, body = health(obs)
     assert (code, body["status"], body["last_cycle"]["error"]) == (503, "failed", "every source failed")
@@ -98,8 +98,8 @@ def test_metrics_count_cycles_sources_writes_and_bands(obs: Observability) -> No
                      accounts_by_band={"green": 5, "yellow": 3, "red": 1}))
     run(obs, outcome("partial", full=True, as_of=T0 + timedelta(minutes=1), duration_s=400, writes={"fields": 1},
                      accounts_by_band={"green": 6, "red": 2}, sources={
-                         "salesforce": SourceOutcome(ok=True, records_pulled=100, api_calls=20, rate_limited=2),
-                         "zendesk": SourceOutcome(ok=False, error="timeout", api_calls=1),
+                         "salesforce": source("salesforce", records=100, api_calls=20, rate_limited=2),
+                         "zendesk": source("zendesk", ok=False, error="timeout", api_calls=1),
                      }))
     got = samples(obs)
     assert got[("healthsync_cycles_total", (("kind", "incremental"), ("status", "ok")))] == 1
@@ -161,11 +161,27 @@ def test_health_merges_the_store_source_status(tmp_path: Path) -> None:
 
             # The operator resumes hubspot after the cycle that saw it paused: the store is newer and wins.
             run(obs, outcome("partial", as_of=T0 + timedelta(minutes=1), sources={
-                "hubspot": SourceOutcome(ok=False, paused=True, error="paused")}))
+                "hubspot": source("hubspot", ok=False, paused=True, error="paused")}))
             store.runs.resume_source("hubspot", now=T0 + timedelta(minutes=2))
             assert health(obs)[1]["sources"]["hubspot"]["paused"] is False
     finally:
         store.close()
+
+
+def test_health_is_redacted_as_it_leaves_the_process(tmp_path: Path) -> None:
+    register_secret("zd-healthz-secret-41")
+    store = Store.open(f"sqlite:///{tmp_path / 'healthsync.db'}")
+    try:
+        store.runs.pause_source("zendesk", "credentials rejected: zd-healthz-secret-41 was refused", now=T0)
+        with Observability(port=0, source_statuses=store.runs.source_statuses) as obs:
+            run(obs, outcome("failed", as_of=T0 - timedelta(minutes=1), error="crashed at http://h/x?sig=abc", sources={
+                "hubspot": source("hubspot", ok=False, error="401 with access_token=pat-na1-0042")}))
+            _, body = health(obs)
+    finally:
+        store.close()
+    assert body["last_cycle"]["error"] == "crashed at http://h/x?…"
+    assert body["sources"]["hubspot"]["last_error"] == "401 with access_token=[REDACTED]"
+    assert body["sources"]["zendesk"]["paused_reason"] == "credentials rejected: [REDACTED] was refused"
 
 
 def test_health_answers_when_the_store_does_not() -> None:

@@ -9,15 +9,16 @@ import subprocess
 import sys
 import threading
 import time
-import types
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from healthsync.errors import FatalError
+from healthsync.sync import pipeline as pipeline_module
 from healthsync.sync.cli import main
-from healthsync.sync.daemon import CycleOutcome, SourceOutcome
+from healthsync.sync.cycle import CycleReport, SourceReport
 from healthsync.sync.lock import acquire_store_lock
 from healthsync.sync.store import Store
 
@@ -49,7 +50,7 @@ def store_url(config: Path) -> str:
 
 
 class FakePipeline:
-    """Installed as `sync.pipeline`: records what the command handed it, answers with a fixed status."""
+    """Put in place of `sync.pipeline.build_cycle`: records what the command handed it, answers with a fixed status."""
 
     def __init__(self, status: str = "ok"):
         self.status = status
@@ -59,10 +60,10 @@ class FakePipeline:
     def build_cycle(self, settings, store):
         self.built.append((settings, store))
 
-        def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleOutcome:
+        def cycle(as_of: datetime, full: bool, stop: threading.Event) -> CycleReport:
             self.cycles.append((as_of, full))
-            return CycleOutcome(status=self.status, full=full, started_at=as_of,
-                                sources={"hubspot": SourceOutcome(ok=self.status != "failed")})
+            return CycleReport(as_of=as_of, full=full, status=self.status,
+                               sources={"hubspot": SourceReport("hubspot", ok=self.status != "failed")})
 
         return cycle
 
@@ -70,7 +71,7 @@ class FakePipeline:
 @pytest.fixture
 def pipeline(monkeypatch: pytest.MonkeyPatch) -> FakePipeline:
     fake = FakePipeline()
-    monkeypatch.setitem(sys.modules, "healthsync.sync.pipeline", types.SimpleNamespace(build_cycle=fake.build_cycle))
+    monkeypatch.setattr(pipeline_module, "build_cycle", fake.build_cycle)
     return fake
 
 
@@ -125,12 +126,36 @@ def test_a_second_run_on_the_same_store_exits_1_naming_the_holder(
     assert pipeline.built == []  # refused before touching the store
 
 
-def test_missing_pipeline_is_a_clear_runtime_error(
+_HELP_WITHOUT = (
+    "import sys\n"
+    "sys.modules[{module!r}] = None  # as if the file were missing from the install\n"
+    "from healthsync.sync.cli import main\n"
+    "sys.exit(main(['--help']))\n"
+)
+
+
+@pytest.mark.parametrize("module", ["healthsync.sync.commands.demo", "healthsync.sync.pipeline"])
+def test_a_module_that_does_not_import_stops_the_cli_instead_of_dropping_a_command(module: str) -> None:
+    # A command module (or the pipeline `run` needs) that cannot be imported is a packaging or code bug: the CLI
+    # must fail with the ImportError, not print a --help that quietly lacks the command.
+    done = subprocess.run([sys.executable, "-c", _HELP_WITHOUT.format(module=module)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout
+    assert "Usage" not in done.stdout
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ModuleNotFoundError: ") and module in last_line, done.stderr
+
+
+def test_the_one_line_cli_error_is_redacted(
     config: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "healthsync.sync.pipeline", None)  # makes `import sync.pipeline` fail as if absent
+    def answered_with_secrets(settings, store):
+        raise FatalError(f"hubspot said 'access_token={TOKEN}' is bad; also saw password=hunter2-pw")
+
+    monkeypatch.setattr(pipeline_module, "build_cycle", answered_with_secrets)
     code, err = run(capsys, "--config", str(config), "--once")
-    assert code == 1 and "the cycle pipeline is not built yet" in err and "Traceback" not in err
+    assert code == 1 and "error: hubspot said 'access_token=[REDACTED]' is bad" in err
+    assert TOKEN not in err and "hunter2-pw" not in err
 
 
 def test_config_mistakes_exit_2(tmp_path: Path, pipeline: FakePipeline, capsys: pytest.CaptureFixture[str]) -> None:

@@ -19,7 +19,8 @@ import yaml
 from healthsync.config.loader import load_config
 from healthsync.sandbox.app import build_sandbox
 from healthsync.sync.commands.demo import demo_config
-from healthsync.sync.pipeline import CycleReport, run_cycle
+from healthsync.sync.cycle import CycleReport
+from healthsync.sync.pipeline import run_cycle
 from healthsync.sync.runtime import build_context
 from healthsync.sync.store import Store
 from tests.support.sandbox_env import SandboxEnv

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from healthsync.sync.cycle import api_use
 from healthsync.sync.gather import gather_facts
 from healthsync.sync.pipeline import score_accounts
 from tests.e2e.conftest import BOOK_SIZE
@@ -40,3 +41,16 @@ def test_the_run_record_keeps_every_step_of_the_cycle():
     assert run.steps["score"]["accounts"] == BOOK_SIZE
     assert run.steps["apply"]["tasks_created"] == report.applied.tasks_created > 0
     assert run.steps["pull"]["hubspot"]["ok"] is True
+
+
+def test_each_cycle_reports_what_its_own_api_calls_cost_writes_included():
+    with pinned_env("hubspot", accounts=BOOK_SIZE, drop=("mixpanel", "zendesk")) as env:
+        env.setup_fields()
+        before = api_use(env.ctx.pacers, "hubspot").calls
+        reports = [env.cycle(full=True), env.cycle(step=1)]
+        spent = api_use(env.ctx.pacers, "hubspot").calls - before
+    per_cycle = [report.sources["hubspot"].api.calls for report in reports]
+    assert all(calls > 0 for calls in per_cycle) and sum(per_cycle) == spent  # not a running total each time
+    first = reports[0]
+    assert first.writes == {"fields": first.applied.fields_written, "tasks": first.applied.tasks_created}
+    assert sum(first.accounts_by_band.values()) == BOOK_SIZE

@@ -21,6 +21,7 @@ from mixpanel_utils import MixpanelUtils
 from healthsync.sandbox.core import SandboxClock, SandboxServer
 from healthsync.sandbox.credentials import DEMO
 from healthsync.sandbox.mixpanel import MixpanelEmulator, WhereError, compile_where
+from healthsync.sandbox.portfolio import MIN_SIZE, generate_portfolio
 
 from . import zm_fixtures as fx
 
@@ -302,8 +303,7 @@ def test_engage_concurrency_limit(server):
 
 def test_serves_a_generated_portfolio_end_to_end(monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    portfolio_module = pytest.importorskip("healthsync.sandbox.portfolio")
-    portfolio = portfolio_module.generate_portfolio(seed=5, size=portfolio_module.MIN_SIZE, as_of=fx.AS_OF)
+    portfolio = generate_portfolio(seed=5, size=MIN_SIZE, as_of=fx.AS_OF)
     with SandboxServer([MixpanelEmulator], clock=SandboxClock(start=fx.AS_OF), time_scale=3600) as srv:
         srv.emulator("mixpanel").load(portfolio)
         mp = client(srv)

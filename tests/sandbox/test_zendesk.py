@@ -18,6 +18,7 @@ from zenpy.lib.exception import APIException, RatelimitBudgetExceeded, RecordNot
 
 from healthsync.sandbox.core import SandboxClock, SandboxServer
 from healthsync.sandbox.credentials import DEMO
+from healthsync.sandbox.portfolio import MIN_SIZE, generate_portfolio
 from healthsync.sandbox.zendesk import ZendeskEmulator, decode_cursor, encode_cursor
 
 from . import zm_fixtures as fx
@@ -322,8 +323,7 @@ def test_update_ticket_helper_validates_and_records_metrics(server):
 
 
 def test_serves_a_generated_portfolio_end_to_end():
-    portfolio_module = pytest.importorskip("healthsync.sandbox.portfolio")
-    portfolio = portfolio_module.generate_portfolio(seed=5, size=portfolio_module.MIN_SIZE, as_of=AS_OF)
+    portfolio = generate_portfolio(seed=5, size=MIN_SIZE, as_of=AS_OF)
     with SandboxServer([ZendeskEmulator], clock=SandboxClock(start=AS_OF), time_scale=600) as srv:
         srv.emulator("zendesk").load(portfolio, crm="hubspot")
         zd = zenpy_tls(srv)

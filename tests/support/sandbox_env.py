@@ -16,7 +16,8 @@ from healthsync.config.settings import Settings
 from healthsync.sandbox.app import build_sandbox
 from healthsync.sandbox.core import SandboxServer
 from healthsync.sync.commands.demo import demo_config
-from healthsync.sync.pipeline import CycleContext, CycleReport, run_cycle
+from healthsync.sync.cycle import CycleReport
+from healthsync.sync.pipeline import CycleContext, run_cycle
 from healthsync.sync.runtime import build_context
 from healthsync.sync.store import Store
 from healthsync.writeback.setup import required_fields, run_setup

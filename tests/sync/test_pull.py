@@ -108,3 +108,10 @@ def test_a_usage_window_replaces_its_days(store):
     pull_source(store, ScriptedSource(second, stream="usage_daily"), as_of=NOW, now=lambda: NOW)
     kept = {r.record_id: r.data["events"] for r in store.records.iter_stream("crm", "usage_daily")}
     assert kept == {"group_crm_id:A:2026-11-01": 5, "group_crm_id:A:2026-11-02": 5, "group_crm_id:A:2026-11-03": 9}
+
+
+def test_the_reported_error_is_redacted_as_it_becomes_data(store):
+    # The report's error goes on to the run record, the source status, /healthz and the CLI.
+    error = AuthError("401 for https://x.example/api?key=k1&page=2 with password=hunter2-pw")
+    report = pull_source(store, ScriptedSource([], error=error), as_of=NOW, now=lambda: NOW)
+    assert report.error == "401 for https://x.example/api?… with password=[REDACTED]"
