@@ -138,7 +138,7 @@ def test_unreachable_postgres_is_a_clear_error_without_the_password() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with pytest.raises(
-        StoreUnavailableError, match=r"cannot open the store at postgresql\+psycopg://u:\*\*\*@"
+        StoreUnavailableError, match=r"cannot open the store at postgresql\+psycopg://u:\[REDACTED\]@"
     ) as caught:
         Store.open(f"postgresql://u:hunter2@127.0.0.1:{port}/hs?connect_timeout=3")
     assert "hunter2" not in str(caught.value)
