@@ -49,6 +49,7 @@ def test_console_script_usage_errors_exit_2_without_traceback(pulled):
     assert_no_traceback(done.stdout, done.stderr)
 
 
+@pytest.mark.slow  # a whole sandbox and full cycles in subprocesses
 def test_demo_shows_compact_reasons_and_each_cycle_calls_on_one_line(cli):
     code, out, err = cli("demo", "--accounts", "44")
     assert code == 0, err

@@ -179,6 +179,7 @@ def _by_hand(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=180, env=env, check=False)
 
 
+@pytest.mark.slow  # a whole sandbox and full cycles in subprocesses
 def test_serve_write_config_lets_every_command_run_by_hand(tmp_path):
     """`sandbox serve --write-config DIR`, then the commands a newcomer types: a full cycle against it."""
     directory = tmp_path / "hs"

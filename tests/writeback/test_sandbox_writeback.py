@@ -23,6 +23,9 @@ from healthsync.sync.store.ledger import LedgerRepository
 from healthsync.writeback.plan import PlanInputs, WritebackPolicy, build_plan, desired_fields, same_value
 from tests.support.sandbox_env import SandboxEnv, sandbox_env
 
+# Every test runs real writeback cycles against the emulated CRMs: kept out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 CRMS = ("salesforce", "hubspot")
 ACCOUNTS = 60
 STEP = timedelta(seconds=5)  # between cycles, so modstamps differ
