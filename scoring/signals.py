@@ -297,8 +297,9 @@ class SignalCalculator:
         values["has_value_event"] = any(map(_value, since_start))
         values["users_since_start"] = float(len(set().union(*map(_active, since_start)))) if onboarding else None
 
-    def _decline_streak(self, rows, days: list, lower: int, newest: int, older: int, comparable: int,
-                        total: Callable[[Sequence], int]) -> int:
+    def _decline_streak(  # noqa: PLR0913 (the usage scan's own bounds and totals, so the hot path recomputes none)
+        self, rows, days: list, lower: int, newest: int, older: int, comparable: int, total: Callable[[Sequence], int],
+    ) -> int:
         """Weeks in a row, newest first, each lower than the week before it, given the totals of this week
         and last (`newest`, `older`; last week starts at row `lower`). Older weeks are summed on demand."""
         if not newest < older:
