@@ -97,7 +97,7 @@ def _evaluate(config: _Config) -> Definitions:
     return found
 
 
-def _validated(found: Definitions, section: str, key: str, source: YamlSource, config_lines: LineIndex,
+def _validated(found: Definitions, section: str, key: str, source: YamlSource, config_lines: LineIndex,  # noqa: PLR0913 (where the section sits, its source, the config's lines and how to build it: independent)
                build: Callable[[Any, str], T]) -> tuple[T | None, Any]:
     """(the built value or None, the document); problems and the note go into `found`."""
     found.notes[section] = str(source)

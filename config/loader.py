@@ -188,7 +188,6 @@ def describe_error(error: Mapping[str, Any]) -> tuple[KeyPath, str]:
         return key_path, ctx["message"]
     if kind == "union_tag_invalid":
         return (*key_path, "mode"), _choice_message("mode", ctx.get("tag"), _union_tags(annotation))
-    message = _MESSAGES.get(kind)
     if kind == "extra_forbidden":
         return key_path, _unknown_key_message(str(key_path[-1]), parent_model)
     if kind == "union_tag_not_found":
@@ -201,15 +200,19 @@ def describe_error(error: Mapping[str, Any]) -> tuple[KeyPath, str]:
                           f"and set {variable} (or {variable}_FILE) in the environment")
     if kind == "secret_empty" and isinstance(value, EnvValue) and value.refs:
         return key_path, f"environment variable {value.refs[0]} is set but empty"
-    if message is not None:
-        return key_path, message + _got(value, annotation)
-    bound = _bound_message(kind, ctx)
-    if bound:
-        return key_path, bound + _got(value, annotation)
+    return key_path, _value_message(error, annotation)
+
+
+def _value_message(error: Mapping[str, Any], annotation: Any) -> str:
+    """The message for a value of the wrong type or out of bounds, with what was found where that helps."""
+    kind, value = error["type"], error.get("input")
+    message = _MESSAGES.get(kind) or _bound_message(kind, error.get("ctx") or {})
+    if message:
+        return message + _got(value, annotation)
     text = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind.startswith(("greater", "less", "too_", "string_", "int_", "float_", "bool_")):
         text += _got(value, annotation)
-    return key_path, text
+    return text
 
 
 _MESSAGES = {

@@ -76,7 +76,7 @@ def salesforce_pacing(*, daily_share: float = 0.5, daily_limit: int | None = Non
     return PacerConfig(limits=(), daily_limit=daily_limit, daily_share=daily_share)
 
 
-def hubspot_pacing(
+def hubspot_pacing(  # noqa: PLR0913 (keyword-only, one per HubSpot limit setting)
     *,
     burst: int = 190,
     interval_seconds: float = 10,

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import Enum, StrEnum
@@ -150,40 +150,69 @@ def _bad(owner: str, name: str, problem: str) -> SkippableRecordError:
 def _check_scalar(value: Any, base: Any, owner: str, name: str) -> Any:
     """Return `value` coerced to `base` where that is lossless, else raise a SkippableRecordError."""
     if isinstance(base, type) and issubclass(base, Enum):
-        try:
-            return base(value)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in base)
-            raise _bad(owner, name, f"{value!r} is not one of {allowed}") from None
-    if base is datetime:
-        if not isinstance(value, datetime):
-            raise _bad(owner, name, f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise _bad(owner, name, "naive datetime; give it a timezone (UTC)")
-        return value.astimezone(UTC)
-    if base is date:
-        if not isinstance(value, date) or isinstance(value, datetime):
-            raise _bad(owner, name, f"expected a date, got {type(value).__name__}")
-        return value
-    if base is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad(owner, name, f"expected a number, got {type(value).__name__}")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _bad(owner, name, "not a finite number")
-        return float(value)
-    if base is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad(owner, name, f"expected an integer, got {type(value).__name__}")
-        return value
-    if base is bool:
-        if not isinstance(value, bool):
-            raise _bad(owner, name, f"expected true/false, got {type(value).__name__}")
-        return value
-    if base is str:
-        if not isinstance(value, str):
-            raise _bad(owner, name, f"expected text, got {type(value).__name__}")
-        return value
-    raise TypeError(f"{owner}.{name}: unsupported field type {base!r}")
+        return _as_enum(value, base, owner, name)
+    check = _SCALAR_CHECKS.get(base)
+    if check is None:
+        raise TypeError(f"{owner}.{name}: unsupported field type {base!r}")
+    return check(value, owner, name)
+
+
+def _as_enum(value: Any, base: type[Enum], owner: str, name: str) -> Enum:
+    try:
+        return base(value)
+    except ValueError:
+        allowed = ", ".join(str(m.value) for m in base)
+        raise _bad(owner, name, f"{value!r} is not one of {allowed}") from None
+
+
+def _not_a(what: str, value: Any, owner: str, name: str) -> SkippableRecordError:
+    return _bad(owner, name, f"expected {what}, got {type(value).__name__}")
+
+
+def _as_datetime(value: Any, owner: str, name: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise _not_a("a datetime", value, owner, name)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise _bad(owner, name, "naive datetime; give it a timezone (UTC)")
+    return value.astimezone(UTC)
+
+
+def _as_date(value: Any, owner: str, name: str) -> date:
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise _not_a("a date", value, owner, name)
+    return value
+
+
+def _as_float(value: Any, owner: str, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _not_a("a number", value, owner, name)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise _bad(owner, name, "not a finite number")
+    return float(value)
+
+
+def _as_int(value: Any, owner: str, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _not_a("an integer", value, owner, name)
+    return value
+
+
+def _as_bool(value: Any, owner: str, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise _not_a("true/false", value, owner, name)
+    return value
+
+
+def _as_str(value: Any, owner: str, name: str) -> str:
+    if not isinstance(value, str):
+        raise _not_a("text", value, owner, name)
+    return value
+
+
+# The scalar field types a record may declare, each with its check.
+_SCALAR_CHECKS: dict[type, Callable[[Any, str, str], Any]] = {
+    datetime: _as_datetime, date: _as_date, float: _as_float, int: _as_int, bool: _as_bool, str: _as_str,
+}
 
 
 def _check_extra(value: Any, owner: str, name: str) -> Mapping[str, ExtraValue]:

@@ -86,7 +86,7 @@ class BudgetStop:
         return spent + retry_state.upcoming_sleep > self.max_total_seconds
 
 
-def retry_policy(
+def retry_policy(  # noqa: PLR0913 (the policy's independent knobs, each defaulted)
     max_attempts: int = 5,
     max_total_seconds: float = 120,
     base: float = 0.5,

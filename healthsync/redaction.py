@@ -74,6 +74,11 @@ def _redact(value: Any, depth: int) -> Any:
         return REDACTED
     if depth >= _MAX_DEPTH:
         return "[…]"
+    return _redact_structure(value, depth)
+
+
+def _redact_structure(value: Any, depth: int) -> Any:
+    """Containers and models come back as plain dicts and lists, redacted all the way down."""
     if isinstance(value, BaseModel):
         return _redact(value.model_dump(mode="json"), depth + 1)
     if isinstance(value, Mapping):
@@ -86,6 +91,11 @@ def _redact(value: Any, depth: int) -> Any:
         return _redact_text(value.render_as_string(hide_password=True))
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_redact(item, depth + 1) for item in value]
+    return _redact_other(value, depth)
+
+
+def _redact_other(value: Any, depth: int) -> Any:
+    """Bytes, exceptions, dates, paths and the like as text; enums and dataclasses by what they hold."""
     if isinstance(value, (bytes, bytearray)):
         return _redact_text(bytes(value).decode("utf-8", "replace"))
     if isinstance(value, BaseException):

@@ -34,7 +34,7 @@ def emulator_classes() -> dict[str, type]:
     return found
 
 
-def build_sandbox(seed: int = 7, accounts: int = 200, crm: str = "salesforce", as_of: datetime | None = None,
+def build_sandbox(seed: int = 7, accounts: int = 200, crm: str = "salesforce", as_of: datetime | None = None,  # noqa: PLR0913 (one keyword per sandbox option (the CLI's and the tests'), each defaulted)
                   time_scale: float = 1.0, tls_port: int = 0, http_port: int = 0,
                   workdir: str | Path | None = None) -> SandboxServer:
     """Generate the book, load it into every emulator and return the started server.

@@ -150,7 +150,15 @@ def pick_archetype(rng: random.Random) -> str:
 
 
 def book_behaviour(archetype: str, rng: random.Random) -> Behaviour:
-    """A background (non-planted) account: realistic, noisy, firing rules at plausible rates."""
+    """A background (non-planted) account: realistic, noisy, firing rules at plausible rates.
+    The steps draw from `rng` in a fixed order, so a seed always builds the same book."""
+    b = _archetype_behaviour(archetype, rng)
+    b = _with_survey(b, rng)
+    b = _with_champion_change(b, rng)
+    return _with_payment(b, archetype, rng)
+
+
+def _archetype_behaviour(archetype: str, rng: random.Random) -> Behaviour:
     u = rng.uniform
     if archetype == "thriving":
         b = Behaviour(archetype, adoption=u(0.68, 0.86), activity=u(0.26, 0.34), actions_per_user=u(2.6, 3.4),
@@ -184,22 +192,34 @@ def book_behaviour(archetype: str, rng: random.Random) -> Behaviour:
             b = b.with_(shape="collapse", floor=u(0.1, 0.3))
         if rng.random() < 0.5:
             b = b.with_(silent_days=rng.randint(35, 80))
+    return b
+
+
+def _with_survey(b: Behaviour, rng: random.Random) -> Behaviour:
     if rng.random() < 0.45:  # not every account answered a survey
-        b = b.with_(nps=None)
-    elif rng.random() < 0.4:
-        b = b.with_(nps_days_ago=rng.randint(3, 85))
+        return b.with_(nps=None)
+    if rng.random() < 0.4:
+        return b.with_(nps_days_ago=rng.randint(3, 85))
+    return b
+
+
+def _with_champion_change(b: Behaviour, rng: random.Random) -> Behaviour:
     roll = rng.random()
     if roll < 0.04:
-        b = b.with_(champion_change=("left", rng.randint(3, 88)))
-    elif roll < 0.06:
-        b = b.with_(champion_change=("role_changed", rng.randint(3, 88)))
-    elif roll < 0.11:
-        b = b.with_(champion_change=("left", rng.randint(95, 360)))
+        return b.with_(champion_change=("left", rng.randint(3, 88)))
+    if roll < 0.06:
+        return b.with_(champion_change=("role_changed", rng.randint(3, 88)))
+    if roll < 0.11:
+        return b.with_(champion_change=("left", rng.randint(95, 360)))
+    return b
+
+
+def _with_payment(b: Behaviour, archetype: str, rng: random.Random) -> Behaviour:
     pay = rng.random()
     late, failed = {"thriving": (0.01, 0.0), "healthy": (0.03, 0.005), "watch": (0.06, 0.01),
                     "at_risk": (0.1, 0.04), "critical": (0.2, 0.1)}[archetype]
     if pay < failed:
-        b = b.with_(payment_status="failed")
-    elif pay < failed + late:
-        b = b.with_(payment_status="overdue")
+        return b.with_(payment_status="failed")
+    if pay < failed + late:
+        return b.with_(payment_status="overdue")
     return b

@@ -249,7 +249,7 @@ def _owner_id(account: Account, emu: Any, crm: str) -> str | None:
     return (emu.get("companies", account.hs_id) or {}).get("properties", {}).get("hubspot_owner_id")
 
 
-def _add_ticket(account: Account, org, requester, priority: str, subject: str, description: str):
+def _add_ticket(account: Account, org, requester, priority: str, subject: str, description: str):  # noqa: PLR0913 (the ticket's account, org and requester plus its own three fields, captured by the change)
     def act(t: _Targets, day: int) -> Change | None:
         emu = t.get("zendesk")
         if emu is None:

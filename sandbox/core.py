@@ -364,7 +364,7 @@ def read_json(request: Request) -> Any:
 class SandboxServer:
     """Serves every emulator on two loopback ports: TLS (Salesforce needs it) and plain HTTP."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the emulators, then keyword-only server options, each defaulted)
         self,
         emulators: Iterable[Callable[..., Emulator]] = (),
         *,

@@ -125,7 +125,7 @@ def _actions(rng: random.Random, b: Behaviour, features: tuple[str, ...]) -> lis
     return actions
 
 
-def _event(name: str, t: int, distinct_id: str, email: str, account_key: str | None, rng: random.Random,
+def _event(name: str, t: int, distinct_id: str, email: str, account_key: str | None, rng: random.Random,  # noqa: PLR0913 (one event's properties plus the book's rng, on the generator's hot path)
            extra: tuple | None) -> dict:
     props = {"time": t, "distinct_id": distinct_id, "$insert_id": f"{rng.getrandbits(64):016x}",
              "$email": email, "mp_lib": "web", "_account_key": account_key}

@@ -167,7 +167,7 @@ def _background_behaviour(rng: random.Random) -> Behaviour:
     return behaviour
 
 
-def _account(book: Book, index: int, name: str, domain: str, segment: str, b: Behaviour, rng: random.Random,
+def _account(book: Book, index: int, name: str, domain: str, segment: str, b: Behaviour, rng: random.Random,  # noqa: PLR0913 (the attributes the caller drew for this account, in the book's fixed rng order)
              csm_keys: list[str], zendesk_identity: str, mixpanel_identity: str) -> Account:
     seg = SEGMENTS[segment]
     low, high = seg.acv_range

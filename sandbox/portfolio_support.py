@@ -95,7 +95,7 @@ def _org(book: Book, account: Account, rng: random.Random) -> ZendeskOrg:
     return org
 
 
-def _end_user(book: Book, org: ZendeskOrg, name: str, email: str, created: datetime, rng: random.Random) -> ZendeskUser:
+def _end_user(book: Book, org: ZendeskOrg, name: str, email: str, created: datetime, rng: random.Random) -> ZendeskUser:  # noqa: PLR0913 (a Zendesk user's fields plus the book and its rng)
     uid = USER_ID_BASE + book.next_id("zendesk_user")
     created = book.clamp(max(created, org.created_at))
     user = ZendeskUser(uid, org.id, name, email, "end-user", created, book.stamp(rng, created))
@@ -147,7 +147,7 @@ def _status_for_age(age: float, rng: random.Random) -> str:
     return ("new", "open", "open", "open", "pending", "hold", "solved")[int(roll * 7)]
 
 
-def _ticket(book: Book, org_id: int, requester: ZendeskUser, planned: PlannedTicket, b: Behaviour,
+def _ticket(book: Book, org_id: int, requester: ZendeskUser, planned: PlannedTicket, b: Behaviour,  # noqa: PLR0913 (the planned ticket, where it belongs and how it behaves, plus the book and its rng)
             rng: random.Random, exact: bool) -> None:
     created = book.ago(planned.days_ago)
     if not exact:

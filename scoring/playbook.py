@@ -36,8 +36,10 @@ class RuleContext:
 
     __slots__ = ("data", "evidence", "history", "score", "band", "band_ranks")
 
-    def __init__(self, values: Mapping[str, SignalValue], evidence: Mapping[str, str], history: HistoryFacts,
-                 score: int, band: str, band_ranks: Mapping[str, int], extras: Mapping[str, ContextValue]):
+    def __init__(  # noqa: PLR0913 (its slots' values, built once per account on the scoring hot path)
+        self, values: Mapping[str, SignalValue], evidence: Mapping[str, str], history: HistoryFacts,
+        score: int, band: str, band_ranks: Mapping[str, int], extras: Mapping[str, ContextValue],
+    ):
         data = dict(values)
         data.update(extras)
         self.data, self.evidence, self.history = data, evidence, history
@@ -158,7 +160,7 @@ class Playbook:
         windows: dict[str, str] = {}
         for rule, when, unless in self._compiled:
             if when(ctx) and (unless is None or not unless(ctx)):
-                intents.append(self._intent(rule, ctx, account, as_of, windows, self._suppressions.get(rule.id)))
+                intents.append(self._intent(rule, ctx, account, as_of, windows))
         return intents
 
     def rule(self, rule_id: str) -> Rule:
@@ -167,17 +169,16 @@ class Playbook:
                 return rule
         raise KeyError(rule_id)
 
-    @staticmethod
-    def _intent(rule: Rule, ctx: RuleContext, account: Account, as_of: datetime,
-                windows: dict[str, str] | None = None, suppression: str | None = None) -> Intent:
+    def _intent(self, rule: Rule, ctx: RuleContext, account: Account, as_of: datetime,
+                windows: dict[str, str]) -> Intent:
+        """The intent a firing rule asks for; `windows` caches this account's window keys across its rules."""
         action = rule.action
-        windows = {} if windows is None else windows
         window = windows.get(action.window)
         if window is None:
             window = windows[action.window] = window_key(action.window, as_of, account)
         reasons = rule.when.reasons(ctx)
         if rule.unless is not None:
-            reasons.append(suppression or f"not suppressed: {rule.unless.describe()} is false")
+            reasons.append(self._suppressions[rule.id])
         lead = action.body.render(ctx, account) if action.body else rule.description
         history = ctx.history
         trend = "" if history.delta_7d is None else f", {history.delta_7d:+d} in 7 days"

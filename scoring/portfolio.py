@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from healthsync.scoring.base import AccountFacts, HealthResult, PastResult, ScoredAccount, Signals
@@ -41,7 +42,8 @@ def score_portfolio(
     with collector_paused():
         signals, segments = portfolio_signals(facts, model, as_of)
         populations = portfolio_populations(model, signals, segments)
-        return score_signals(facts, signals, segments, model, playbook, history, as_of, populations)
+        scoring = PortfolioScoring(model, playbook, populations, as_of)
+        return scoring.score(facts, signals, segments, history)
 
 
 @contextmanager
@@ -81,38 +83,46 @@ def portfolio_populations(model: HealthModel, signals: Sequence[Signals],
     return Populations.from_columns(percentile_columns(model, signals), segments)
 
 
-def score_signals(
-    facts: Sequence[AccountFacts],
-    signals: Sequence[Signals],
-    segments: Sequence[str | None],
-    model: HealthModel,
-    playbook: Playbook | None,
-    history: Mapping[str, Sequence[PastResult]],
-    as_of: datetime,
-    populations: Populations,
-) -> list[ScoredAccount]:
-    """Results and intents for accounts whose signals are known; `populations` must span the whole
-    portfolio when the model has percentile measures."""
-    _require_aware(as_of)
-    clock = HistoryClock(as_of)
-    no_history = _NO_HISTORY
-    past_of = history.get
-    return [
-        _score_one(f, s, segment, model, playbook, past_of(f.account.id, no_history), clock, populations)
-        for f, s, segment in zip(facts, signals, segments, strict=True)
-    ]
+@dataclass(frozen=True, eq=False)  # compared by identity: it holds the model and the populations
+class PortfolioScoring:
+    """What scoring any one account takes from the run around it: the model, the playbook (None: no rules),
+    the percentile populations (spanning the whole portfolio when the model has percentile measures) and
+    the instant. Built once per run; `score` may then be called on each part of the portfolio."""
+
+    model: HealthModel
+    playbook: Playbook | None
+    populations: Populations
+    as_of: datetime
+    clock: HistoryClock = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        _require_aware(self.as_of)
+        object.__setattr__(self, "clock", HistoryClock(self.as_of))
+
+    def score(
+        self,
+        facts: Sequence[AccountFacts],
+        signals: Sequence[Signals],
+        segments: Sequence[str | None],
+        history: Mapping[str, Sequence[PastResult]],
+    ) -> list[ScoredAccount]:
+        """Results and intents for accounts whose signals (and segments) are known, in the order of `facts`."""
+        no_history = _NO_HISTORY
+        past_of = history.get
+        return [
+            _score_one(self, f, s, segment, past_of(f.account.id, no_history))
+            for f, s, segment in zip(facts, signals, segments, strict=True)
+        ]
 
 
 def _score_one(
+    scoring: PortfolioScoring,
     facts: AccountFacts,
     signals: Signals,
     segment: str | None,
-    model: HealthModel,
-    playbook: Playbook | None,
     past: Sequence[PastResult],
-    clock: HistoryClock,
-    populations: Populations,
 ) -> ScoredAccount:
+    model, playbook, populations, clock = scoring.model, scoring.playbook, scoring.populations, scoring.clock
     as_of = clock.as_of
     values = signals.values
     variant = model.variant_for(segment)

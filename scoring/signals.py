@@ -150,6 +150,10 @@ def _change_pct(current: float, previous: float) -> float:
     return 100.0 if current else 0.0
 
 
+def _severe_count(tickets: Sequence) -> int:
+    return sum(1 for t in tickets if t.priority in _SEVERE)
+
+
 def _events_in(rows: Sequence) -> int:
     return sum(map(_events, rows))
 
@@ -293,8 +297,9 @@ class SignalCalculator:
         values["has_value_event"] = any(map(_value, since_start))
         values["users_since_start"] = float(len(set().union(*map(_active, since_start)))) if onboarding else None
 
-    def _decline_streak(self, rows, days: list, lower: int, newest: int, older: int, comparable: int,
-                        total: Callable[[Sequence], int]) -> int:
+    def _decline_streak(  # noqa: PLR0913 (the usage scan's own bounds and totals, so the hot path recomputes none)
+        self, rows, days: list, lower: int, newest: int, older: int, comparable: int, total: Callable[[Sequence], int],
+    ) -> int:
         """Weeks in a row, newest first, each lower than the week before it, given the totals of this week
         and last (`newest`, `older`; last week starts at row `lower`). Older weeks are summed on demand."""
         if not newest < older:
@@ -325,59 +330,43 @@ class SignalCalculator:
 
     def _support(self, facts: AccountFacts, values: dict[str, SignalValue], evidence: dict[str, str]) -> None:
         as_of, cut_7d, cut_30d, cut_90d = self.as_of, self.cut_7d, self.cut_30d, self.cut_90d
-        t7 = t30 = t90 = open_count = severe_open = severe_30 = reopened = good = rated = 0
-        oldest_open: datetime | None = None
-        topics: dict[str, int] = {}
-        competitors: set[str] = set()
-        pattern = self.competitor_re
-        topics_of = self._topics
-        for ticket in facts.tickets:
-            created = ticket.created_at
-            if created > as_of:
-                continue
-            severe = ticket.priority in _SEVERE
-            if self._is_open(ticket):
-                open_count += 1
-                if severe:
-                    severe_open += 1
-                if oldest_open is None or created < oldest_open:
-                    oldest_open = created
-            if created <= cut_90d:
-                continue
-            t90 += 1
-            if created > cut_30d:
-                t30 += 1
-                if severe:
-                    severe_30 += 1
-                if created > cut_7d:
-                    t7 += 1
-            if ticket.reopens:
-                reopened += 1
-            satisfaction = ticket.satisfaction
-            if satisfaction is not None:
-                rated += 1
-                if satisfaction == "good":
-                    good += 1
-            for topic in topics_of(ticket):
-                topics[topic] = topics.get(topic, 0) + 1
-            if pattern is not None:
-                for match in pattern.finditer(f"{ticket.subject}\n{ticket.description}"):
-                    competitors.add(match.group(1).lower())
-        values["tickets_7d"] = float(t7)
-        values["tickets_30d"] = float(t30)
-        values["tickets_90d"] = float(t90)
-        values["open_tickets"] = float(open_count)
-        values["high_severity_open"] = float(severe_open)
-        values["high_severity_30d"] = float(severe_30)
-        values["csat_pct"] = _pct(good, rated)
-        values["reopened_tickets_90d"] = float(reopened)
-        values["repeat_topics_90d"] = float(sum(1 for n in topics.values() if n >= 2))
-        values["competitor_mentioned"] = None if pattern is None else bool(competitors)
+        seen = [t for t in facts.tickets if t.created_at <= as_of]
+        open_now = [t for t in seen if self._is_open(t)]  # however old: a backlog is a backlog
+        last_90 = [t for t in seen if t.created_at > cut_90d]
+        last_30 = [t for t in last_90 if t.created_at > cut_30d]
+        ratings = [t.satisfaction for t in last_90 if t.satisfaction is not None]
+        competitors = self._competitors(last_90)
+        values["tickets_7d"] = float(sum(1 for t in last_30 if t.created_at > cut_7d))
+        values["tickets_30d"] = float(len(last_30))
+        values["tickets_90d"] = float(len(last_90))
+        values["open_tickets"] = float(len(open_now))
+        values["high_severity_open"] = float(_severe_count(open_now))
+        values["high_severity_30d"] = float(_severe_count(last_30))
+        values["csat_pct"] = _pct(ratings.count("good"), len(ratings))
+        values["reopened_tickets_90d"] = float(sum(1 for t in last_90 if t.reopens))
+        values["repeat_topics_90d"] = float(self._repeat_topics(last_90))
+        values["competitor_mentioned"] = None if self.competitor_re is None else bool(competitors)
         if competitors:
             evidence["competitor_mentioned"] = ", ".join(sorted(competitors))
+        oldest_open = min((t.created_at for t in open_now), default=None)
         values["backlog_age_days"] = (
             0.0 if oldest_open is None else round((as_of - oldest_open).total_seconds() / 86400.0, 1)
         )
+
+    def _competitors(self, tickets: Sequence) -> set[str]:
+        pattern = self.competitor_re
+        if pattern is None:
+            return set()
+        return {match.group(1).lower() for ticket in tickets
+                for match in pattern.finditer(f"{ticket.subject}\n{ticket.description}")}
+
+    def _repeat_topics(self, tickets: Sequence) -> int:
+        """Topics raised by two tickets or more."""
+        counts: dict[str, int] = {}
+        for ticket in tickets:
+            for topic in self._topics(ticket):
+                counts[topic] = counts.get(topic, 0) + 1
+        return sum(1 for n in counts.values() if n >= 2)
 
     def _topics(self, ticket) -> Iterable[str]:
         if ticket.tags:
@@ -395,53 +384,46 @@ class SignalCalculator:
     def _engagement(self, facts: AccountFacts, values: dict[str, SignalValue]) -> set[str]:
         """Fills engagement signals; returns the contacts met two-way in 90 days (for sponsor signals)."""
         as_of = self.as_of
-        held = no_show = cancelled = inbound = outbound = 0
-        qbr = False
-        last_touch: datetime | None = None
-        engaged: set[str] = set()
-        for activity in facts.activities:
-            at = activity.occurred_at
-            if at > as_of:
-                continue
-            kind = activity.kind
-            two_way = False
-            if kind == "email":
-                two_way = activity.direction == "inbound"
-                if at > self.cut_90d:
-                    if two_way:
-                        inbound += 1
-                    elif activity.direction == "outbound":
-                        outbound += 1
-            elif activity.outcome in _HELD_OUTCOMES:
-                two_way = True
-                if kind != "call" and at > self.cut_90d:
-                    held += 1
-                if kind == "qbr" and at > self.cut_qbr:
-                    qbr = True
-            elif at > self.cut_90d and kind != "call":
-                if activity.outcome == "no_show":
-                    no_show += 1
-                else:
-                    cancelled += 1
-            if two_way:
-                if last_touch is None or at > last_touch:
-                    last_touch = at
-                if at > self.cut_90d and activity.contact_id:
-                    engaged.add(activity.contact_id)
-        values["meetings_held_90d"] = float(held)
+        seen = [a for a in facts.activities if a.occurred_at <= as_of]
+        emails = [a for a in seen if a.kind == "email"]
+        held = [a for a in seen if a.kind != "email" and a.outcome in _HELD_OUTCOMES]
+        self._meeting_signals(seen, held, values)
+        self._email_signals(emails, values)
+        two_way = [a for a in emails if a.direction == "inbound"] + held  # a reply or a meeting that happened
+        return self._touch_signals(two_way, values)
+
+    def _meeting_signals(self, seen: Sequence, held: Sequence, values: dict[str, SignalValue]) -> None:
+        """Meetings of the last 90 days by outcome (calls are touches, not meetings) and the QBR."""
+        cut_90d = self.cut_90d
+        held_90 = sum(1 for a in held if a.kind != "call" and a.occurred_at > cut_90d)
+        missed = [a for a in seen if a.kind not in ("email", "call") and a.outcome not in _HELD_OUTCOMES
+                  and a.occurred_at > cut_90d]
+        no_show = sum(1 for a in missed if a.outcome == "no_show")
+        cancelled = len(missed) - no_show
+        values["meetings_held_90d"] = float(held_90)
         values["meetings_no_show_90d"] = float(no_show)
         values["meetings_cancelled_90d"] = float(cancelled)
-        values["meeting_attendance_pct"] = _pct(held, held + no_show + cancelled)
-        values["qbr_attended"] = qbr
+        values["meeting_attendance_pct"] = _pct(held_90, held_90 + no_show + cancelled)
+        values["qbr_attended"] = any(a.kind == "qbr" and a.occurred_at > self.cut_qbr for a in held)
+
+    def _email_signals(self, emails: Sequence, values: dict[str, SignalValue]) -> None:
+        recent = [a for a in emails if a.occurred_at > self.cut_90d]
+        inbound = sum(1 for a in recent if a.direction == "inbound")
+        outbound = sum(1 for a in recent if a.direction == "outbound")
         values["email_responses_90d"] = float(inbound)
         rate = _pct(inbound, outbound)
         values["email_response_rate_pct"] = None if rate is None else min(rate, 100.0)
+
+    def _touch_signals(self, two_way: Sequence, values: dict[str, SignalValue]) -> set[str]:
+        last_touch = max((a.occurred_at for a in two_way), default=None)
         if last_touch is not None:
-            values["days_since_two_way_touch"] = float((as_of - last_touch).days)
+            values["days_since_two_way_touch"] = float((self.as_of - last_touch).days)
         else:
             # never touched: silent since the contract started, when that is known
             start = values.get("days_since_contract_start")
             values["days_since_two_way_touch"] = start if start is not None and start >= 0 else None
+        cut_90d = self.cut_90d
+        engaged = {a.contact_id for a in two_way if a.occurred_at > cut_90d and a.contact_id}
         values["contacts_engaged_90d"] = float(len(engaged))
         return engaged
 

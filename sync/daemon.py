@@ -196,7 +196,7 @@ def _weekday_number(token: str) -> int:
 class Daemon:
     """Schedules a cycle function, one cycle at a time, and stops cleanly on request or signal."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (the cycle and its schedule, then independent keyword-only hooks with defaults)
         self,
         cycle_fn: CycleFn,
         schedule: Schedule,

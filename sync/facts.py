@@ -58,24 +58,28 @@ class _Bucket:
     nps: list[NpsResponse] = field(default_factory=list)
 
 
-def build_facts(
-    accounts: Iterable[AccountRecord],
-    contacts: Iterable[ContactRecord],
-    opportunities: Iterable[OpportunityRecord],
-    activities: Iterable[ActivityRecord],
-    tickets: Iterable[tuple[str, TicketRecord]],  # (account id, ticket) after identity resolution
-    ticket_metrics: Mapping[str, TicketMetricsRecord],
-    usage: Iterable[tuple[str, DailyUsageRecord]],  # (account id, usage day) after identity resolution
-    config: FactsConfig,
-) -> list[AccountFacts]:
+@dataclass(frozen=True)
+class CycleRecords:
+    """The stored records a cycle's facts are built from, tickets and usage already matched to accounts."""
+
+    accounts: Iterable[AccountRecord]
+    contacts: Iterable[ContactRecord]
+    opportunities: Iterable[OpportunityRecord]
+    activities: Iterable[ActivityRecord]
+    tickets: Iterable[tuple[str, TicketRecord]]  # (account id, ticket) after identity resolution
+    ticket_metrics: Mapping[str, TicketMetricsRecord]
+    usage: Iterable[tuple[str, DailyUsageRecord]]  # (account id, usage day) after identity resolution
+
+
+def build_facts(records: CycleRecords, config: FactsConfig) -> list[AccountFacts]:
     """One AccountFacts per live account, in account-id order."""
-    live = sorted((a for a in accounts if not a.deleted), key=lambda a: a.id)
+    live = sorted((a for a in records.accounts if not a.deleted), key=lambda a: a.id)
     buckets: dict[str, _Bucket] = {a.id: _Bucket() for a in live}
-    _add_contacts(buckets, contacts, config)
-    _add_opportunities(buckets, opportunities)
-    _add_activities(buckets, activities)
-    _add_tickets(buckets, tickets, ticket_metrics)
-    _add_usage(buckets, usage)
+    _add_contacts(buckets, records.contacts, config)
+    _add_opportunities(buckets, records.opportunities)
+    _add_activities(buckets, records.activities)
+    _add_tickets(buckets, records.tickets, records.ticket_metrics)
+    _add_usage(buckets, records.usage)
     return [_facts_for(record, buckets[record.id], config) for record in live]
 
 

@@ -19,7 +19,7 @@ from healthsync.connectors.records import (
     UserRecord,
 )
 from healthsync.scoring.base import AccountFacts
-from healthsync.sync.facts import build_facts
+from healthsync.sync.facts import CycleRecords, build_facts
 from healthsync.sync.identity import (
     AccountIndex,
     AccountKey,
@@ -68,13 +68,16 @@ def gather_facts(store: Store, ctx, healthy: set[str], as_of: datetime) -> Gathe
                      support_configured=base_config.support_configured and ZENDESK in healthy,
                      usage_configured=base_config.usage_configured and MIXPANEL in healthy,
                      usage_history_start=history_start)
-    facts = build_facts(
-        accounts,
-        load(store, crm, "contacts", ContactRecord),
-        load(store, crm, "opportunities", OpportunityRecord),
-        load(store, crm, "activities", ActivityRecord),
-        tickets, metrics, usage, config,
+    records = CycleRecords(
+        accounts=accounts,
+        contacts=load(store, crm, "contacts", ContactRecord),
+        opportunities=load(store, crm, "opportunities", OpportunityRecord),
+        activities=load(store, crm, "activities", ActivityRecord),
+        tickets=tickets,
+        ticket_metrics=metrics,
+        usage=usage,
     )
+    facts = build_facts(records, config)
     users = load(store, crm, "users", UserRecord)
     return Gathered(
         facts=facts,

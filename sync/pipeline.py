@@ -67,7 +67,7 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
     report = CycleReport(as_of=as_of, full=full, run_id=run_id)
     api_before = {name: api_use(ctx.pacers, name) for name in ctx.sources}
     try:
-        _step(ctx, report, "pull", lambda: _pull_all(ctx, report, as_of, full, run_id, stop))
+        _step(ctx, report, "pull", lambda: _pull_all(ctx, report, stop))
         if stop is not None and stop.is_set():
             report.status = "partial"
             return report
@@ -77,7 +77,7 @@ def run_cycle(ctx: CycleContext, *, as_of: datetime, full: bool = False,
         report.identity = gathered.identity_counts
         score_rows: list[ScoreRow] = []
         report.scored = _step(ctx, report, "score", lambda: score_accounts(
-            ctx, gathered.facts, as_of, run_id, record=False, rows=score_rows))
+            ctx, gathered.facts, as_of, run_id, rows=score_rows))
         report.accounts_by_band = count_bands(report.scored)
         report.plan = _step(ctx, report, "plan", lambda: plan_writeback(ctx, report.scored, gathered, as_of))
         writing = ctx.writer is not None and not ctx.dry_run
@@ -138,7 +138,9 @@ def _step_counts(name: str, result, report: CycleReport) -> dict:
 # ------------------------------------------------------------------------------------------ pull
 
 
-def _pull_all(ctx: CycleContext, report: CycleReport, as_of, full, run_id, stop) -> None:
+def _pull_all(ctx: CycleContext, report: CycleReport, stop: threading.Event | None) -> None:
+    """Pull every source as of the report's instant, into the report."""
+    as_of, full, run_id = report.as_of, report.full, report.run_id
     for name, source in ctx.sources.items():
         if stop is not None and stop.is_set():
             return
@@ -188,8 +190,8 @@ def _overall_status(report: CycleReport, ctx: CycleContext) -> str:
 
 
 def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None,
-                   record: bool = True, rows: list[ScoreRow] | None = None) -> list[ScoredAccount]:
-    """Score with stored history (backfilled for accounts seen for the first time); `record` saves the results.
+                   rows: list[ScoreRow] | None = None) -> list[ScoredAccount]:
+    """Score with stored history (backfilled for accounts seen for the first time); saves nothing.
     `rows`, when given, receives the rows that record them (backfilled ones first), for the caller to save later."""
     stored = ctx.store.scores.histories(since=as_of - timedelta(days=HISTORY_DAYS),
                                        until=as_of - timedelta(seconds=1))
@@ -198,8 +200,6 @@ def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None
     new_rows = _backfill(ctx, missing, history, as_of, run_id) if missing else []
     scored = score_portfolio(facts, ctx.model, ctx.playbook, history, as_of)
     new_rows += [_score_row(s, ctx.model_name, run_id) for s in scored]
-    if record:
-        ctx.store.scores.record(new_rows)
     if rows is not None:
         rows.extend(new_rows)
     return scored

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from healthsync.connectors.base import Page, Source
@@ -26,7 +27,7 @@ ProgressFn = Callable[[str, str, int], None]
 MAX_SKIPPED_EXAMPLES = 20
 
 
-def pull_source(
+def pull_source(  # noqa: PLR0913 (store and source, then one pull's independent keyword-only options)
     store: Store,
     source: Source,
     *,
@@ -40,15 +41,16 @@ def pull_source(
 ) -> SourceReport:
     """Pull the named streams (default: all) of one source; never raises a HealthsyncError."""
     report = SourceReport(source=source.name)
+    pull = _Pull(store, source, report, as_of, now, full, run_id, stop, progress)
     started = time.monotonic()
     try:
         for spec in source.streams():
             if streams and spec.name not in streams:
                 continue
-            if stop is not None and stop.is_set():
+            if pull.stopped():
                 report.interrupted = True
                 break
-            _pull_stream(store, source, spec.name, report, as_of, now, full, run_id, stop, progress)
+            _pull_stream(pull, spec.name)
     except HealthsyncError as exc:
         report.ok = False
         report.error = redact(str(exc))  # it goes on to the run record, the source status, /healthz and the CLI
@@ -58,12 +60,31 @@ def pull_source(
     return report
 
 
-def _pull_stream(store, source, stream, report, as_of, now, full, run_id, stop, progress) -> None:
+@dataclass(frozen=True)
+class _Pull:
+    """One pull of one source: where pages go, what the cycle asked for, and the report it fills."""
+
+    store: Store
+    source: Source
+    report: SourceReport
+    as_of: datetime
+    now: Callable[[], datetime]
+    full: bool
+    run_id: str | None
+    stop: threading.Event | None
+    progress: ProgressFn | None
+
+    def stopped(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
+
+
+def _pull_stream(pull: _Pull, stream: str) -> None:
+    store, source, report = pull.store, pull.source, pull.report
     stream_report = report.streams.setdefault(stream, StreamReport())
-    saved = None if full else store.records.get_state(source.name, stream)
+    saved = None if pull.full else store.records.get_state(source.name, stream)
     state = StreamState.from_json(saved) if saved else None
-    for page in source.read(stream, state, as_of=as_of, full=full):
-        _commit(store, source.name, stream, page, now(), run_id)
+    for page in source.read(stream, state, as_of=pull.as_of, full=pull.full):
+        _commit(pull, stream, page)
         stream_report.pages += 1
         stream_report.records += sum(1 for r in page.records if not getattr(r, "deleted", False))
         stream_report.deleted += len(page.deleted_ids) + sum(1 for r in page.records if getattr(r, "deleted", False))
@@ -71,14 +92,15 @@ def _pull_stream(store, source, stream, report, as_of, now, full, run_id, stop, 
         for skipped in page.skipped:
             if len(report.skipped_examples) < MAX_SKIPPED_EXAMPLES:
                 report.skipped_examples.append(f"{stream} {skipped.record_id or '?'}: {skipped.reason}")
-        if progress:
-            progress(source.name, stream, stream_report.records)
-        if stop is not None and stop.is_set():
+        if pull.progress:
+            pull.progress(source.name, stream, stream_report.records)
+        if pull.stopped():
             report.interrupted = True  # the page is committed; the cursor resumes here next cycle
             return
 
 
-def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, run_id: str | None) -> None:
+def _commit(pull: _Pull, stream: str, page: Page) -> None:
+    store, source, now = pull.store, pull.source.name, pull.now()
     rows, deletes = [], list(page.deleted_ids) + _replaced_by_window(store, source, stream, page)
     for record in page.records:
         if getattr(record, "deleted", False):
@@ -88,7 +110,7 @@ def _commit(store: Store, source: str, stream: str, page: Page, now: datetime, r
         rows.append(RecordRow(record_id=record.primary_key, data=record.to_json(),
                               updated_at=getattr(record, "updated_at", None), raw=dict(raw) if raw else None))
     state = page.state.to_json() if page.state is not None else {}
-    store.records.commit_page(source, stream, rows, deletes, state, now=now, run_id=run_id)
+    store.records.commit_page(source, stream, rows, deletes, state, now=now, run_id=pull.run_id)
 
 
 def _replaced_by_window(store: Store, source: str, stream: str, page: Page) -> list[str]:

@@ -35,7 +35,7 @@ class ApplyReport:
         return not self.fields_failed and not self.tasks_failed
 
 
-def apply_plan(
+def apply_plan(  # noqa: PLR0913 (plan, writer and ledger, then the run's keyword-only stamp and test hook)
     plan: Plan,
     writer: CrmWriter,
     ledger: Ledger,
@@ -45,13 +45,26 @@ def apply_plan(
     after_batch: BatchHook | None = None,
 ) -> ApplyReport:
     """Execute `plan`; `now` stamps the ledger (the caller's clock, so replays are deterministic)."""
-    report = ApplyReport()
+    run = _ApplyRun(plan, writer, ledger, ApplyReport(), now, run_id, after_batch)
     if plan.adopted:
         ledger.record_field_writes(plan.crm, plan.adopted, at=now, run_id=run_id)
-        report.accounts_adopted = len(plan.adopted)
-    _apply_field_updates(plan, writer, ledger, report, now, run_id, after_batch)
-    _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch)
-    return report
+        run.report.accounts_adopted = len(plan.adopted)
+    _apply_field_updates(run)
+    _apply_tasks(run)
+    return run.report
+
+
+@dataclass(frozen=True)
+class _ApplyRun:
+    """One execution of a plan: what both phases write, through what, where they record it and how it went."""
+
+    plan: Plan
+    writer: CrmWriter
+    ledger: Ledger
+    report: ApplyReport
+    now: datetime
+    run_id: str
+    after_batch: BatchHook | None
 
 
 @contextmanager
@@ -71,13 +84,14 @@ def _batches(items: Sequence, size: int) -> list[Sequence]:
     return [items[i : i + size] for i in range(0, len(items), max(size, 1))]
 
 
-def _apply_field_updates(plan, writer, ledger, report, now, run_id, after_batch) -> None:
+def _apply_field_updates(run: _ApplyRun) -> None:
+    plan, writer, report, now, run_id = run.plan, run.writer, run.report, run.now, run.run_id
     by_account = {u.account_id: u for u in plan.field_updates}
     for number, batch in enumerate(_batches(plan.field_updates, writer.max_update_batch), start=1):
         results = writer.update_accounts(batch)
         report.write_calls += 1
         confirmed: list[FieldUpdate] = []
-        with _one_transaction(ledger) as tx:
+        with _one_transaction(run.ledger) as tx:
             for result in _in_request_order(batch, results, key=lambda u: u.account_id):
                 if result.status == "ok":
                     confirmed.append(by_account[result.key])
@@ -88,16 +102,23 @@ def _apply_field_updates(plan, writer, ledger, report, now, run_id, after_batch)
             if confirmed:
                 tx.record_field_writes(plan.crm, confirmed, at=now, run_id=run_id)
                 report.fields_written += len(confirmed)
-        if after_batch:
-            after_batch("fields", number)
+        if run.after_batch:
+            run.after_batch("fields", number)
 
 
-def _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch) -> None:
-    if not plan.tasks:
+def _apply_tasks(run: _ApplyRun) -> None:
+    if not run.plan.tasks:
         return
-    existing = writer.find_tasks([t.dedupe_key for t in plan.tasks])
+    to_create = _adopt_existing_tasks(run)
+    _create_tasks(run, to_create)
+
+
+def _adopt_existing_tasks(run: _ApplyRun) -> list[TaskUpsert]:
+    """Record the planned tasks the CRM already holds (created just before a crash); return the others."""
+    plan, now, run_id = run.plan, run.now, run.run_id
+    existing = run.writer.find_tasks([t.dedupe_key for t in plan.tasks])
     to_create: list[TaskUpsert] = []
-    with _one_transaction(ledger) as tx:
+    with _one_transaction(run.ledger) as tx:
         for task in plan.tasks:
             found = existing.get(task.dedupe_key)
             if found is None:
@@ -109,12 +130,17 @@ def _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch) -> None
             if found.completed:
                 tx.record_task_state(plan.crm, task.dedupe_key, status="completed", closed_at=closed,
                                      cooldown_until=(closed or now) + timedelta(days=task.cooldown_days))
-            report.tasks_adopted += 1
+            run.report.tasks_adopted += 1
+    return to_create
+
+
+def _create_tasks(run: _ApplyRun, to_create: list[TaskUpsert]) -> None:
+    plan, writer, report, now, run_id = run.plan, run.writer, run.report, run.now, run.run_id
     by_key = {t.dedupe_key: t for t in to_create}
     for number, batch in enumerate(_batches(to_create, writer.max_create_batch), start=1):
         results = writer.create_tasks(batch)
         report.write_calls += 1
-        with _one_transaction(ledger) as tx:
+        with _one_transaction(run.ledger) as tx:
             for result in _in_request_order(batch, results, key=lambda t: t.dedupe_key):
                 task = by_key[result.key]
                 if result.status == "ok":
@@ -125,8 +151,8 @@ def _apply_tasks(plan, writer, ledger, report, now, run_id, after_batch) -> None
                                    error=result.error)
                     report.tasks_failed += 1
                     report.errors.append(f"task {result.key}: {result.error}")
-        if after_batch:
-            after_batch("tasks", number)
+        if run.after_batch:
+            run.after_batch("tasks", number)
 
 
 def _in_request_order(batch: Sequence, results: Sequence[WriteResult], key) -> list[WriteResult]:

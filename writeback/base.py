@@ -146,7 +146,7 @@ class Ledger(Protocol):
 
     def record_field_failure(self, crm: str, account_id: str, error: str, *, at: datetime, run_id: str) -> None: ...
 
-    def record_task(self, crm: str, task: TaskUpsert, *, crm_task_id: str | None, status: str,
+    def record_task(self, crm: str, task: TaskUpsert, *, crm_task_id: str | None, status: str,  # noqa: PLR0913 (a task ledger row's columns, keyword-only)
                     at: datetime, run_id: str, error: str | None = None) -> None: ...
 
     def record_task_state(self, crm: str, dedupe_key: str, *, status: str, closed_at: datetime | None,

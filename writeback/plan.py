@@ -136,7 +136,8 @@ def _plan_fields(inputs: PlanInputs, policy: WritebackPolicy):
         unrecorded = _unrecorded_write(last, current, desired, marker, inputs.as_of)
         if unrecorded:  # the CRM holds a write of ours the ledger missed (a crash): those values are ours
             last = {**last, **{name: current[name] for name in unrecorded}}
-        change, adopt, account_conflicts = _diff_account(account, desired, last, current, policy, unrecorded)
+        fields = _AccountFields(account, desired, last, current, unrecorded)
+        change, adopt, account_conflicts = _diff_account(fields, policy.we_win_conflicts)
         conflicts.extend(account_conflicts)
         if any(name not in passengers for name in change):
             for name in passengers:
@@ -173,11 +174,23 @@ def _instant(value: FieldValue) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _diff_account(account, desired, last, current, policy, unrecorded=frozenset()):
+@dataclass(frozen=True)
+class _AccountFields:
+    """One account's owned fields three ways: what we want now, what we last wrote, what the CRM holds."""
+
+    account_id: str
+    desired: Mapping[str, FieldValue]
+    last: Mapping[str, FieldValue]
+    current: Mapping[str, FieldValue]
+    unrecorded: frozenset[str] = frozenset()  # ours in the CRM but not in the ledger (a crash between the two)
+
+
+def _diff_account(fields: _AccountFields, we_win_conflicts: bool):
+    account, last, current, unrecorded = fields.account_id, fields.last, fields.current, fields.unrecorded
     change: dict[str, FieldValue] = {}
     adopt: dict[str, FieldValue] = {}
     conflicts: list[Conflict] = []
-    for name, want in desired.items():
+    for name, want in fields.desired.items():
         ours = last.get(name, _MISSING)
         theirs = current.get(name, _MISSING)
         human_edited = ours is not _MISSING and theirs is not _MISSING and not same_value(ours, theirs)
@@ -185,9 +198,9 @@ def _diff_account(account, desired, last, current, policy, unrecorded=frozenset(
             if same_value(theirs, want):
                 adopt[name] = want  # the human set what we wanted anyway: nothing to write
                 continue
-            action = "overwrote" if policy.we_win_conflicts else "kept_theirs"
+            action = "overwrote" if we_win_conflicts else "kept_theirs"
             conflicts.append(Conflict(account, name, ours, theirs, action))
-            if policy.we_win_conflicts:
+            if we_win_conflicts:
                 change[name] = want
             continue
         if ours is not _MISSING and same_value(ours, want):

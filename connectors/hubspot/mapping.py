@@ -226,7 +226,7 @@ class RecordMapper:
             return OpportunityKind.NEW_BUSINESS
         return OpportunityKind.OTHER
 
-    def activity(self, object_type: str, object_id: str, props: Props, updated_at: datetime,
+    def activity(self, object_type: str, object_id: str, props: Props, updated_at: datetime,  # noqa: PLR0913 (one search row's parts, as the other mapper methods take them, plus its two associations)
                  account_id: str | None, contact_id: str | None) -> ActivityRecord:
         common = {"id": object_id, "account_id": account_id, "contact_id": contact_id,
                   "owner_id": as_text(props.get("hubspot_owner_id")), "updated_at": updated_at}

@@ -44,7 +44,7 @@ class Row:
     raw: Any
 
 
-def keyset_search(
+def keyset_search(  # noqa: PLR0913 (what to search, then the keyword-only modstamp window, filters and page size)
     client: HubSpotClient, object_type: str, properties: Sequence[str], *, lower: datetime | None,
     upper: datetime, extra_filters: Sequence[Mapping[str, Any]] = (), page_size: int = SEARCH_PAGE,
 ) -> Iterator[list[Row]]:

@@ -201,8 +201,8 @@ class DailyUsageAggregator:
         flags_of = self._flags.get
         by_bucket = self._tallies_by_bucket
         group_key = self.rules.group_key
-        feature_property = self.rules.feature_property
         locate = self._locate
+        fold_flagged = self._fold_flagged
         for event in events:
             try:
                 props = event["properties"]
@@ -227,21 +227,24 @@ class DailyUsageAggregator:
             tally.users.add(user)
             tally.events += 1
             flags = flags_of(event.get("event"))
-            if not flags:
-                continue
-            if flags & _LOGIN:
-                tally.logins.add(user)
-                tally.sessions += 1
-            if flags & _CORE:
-                tally.core_actions += 1
-            if flags & _FEATURE:
-                feature = props.get(feature_property)
-                tally.features.add(feature if type(feature) is str and feature else event.get("event"))
-            if flags & _VALUE:
-                tally.value_events += 1
-            if flags & _NPS:
-                self._fold_nps(tally, event, props)
+            if flags:
+                fold_flagged(tally, flags, user, event, props)
         self.events_seen += len(events)
+
+    def _fold_flagged(self, tally: _Tally, flags: int, user: str, event: dict[str, Any], props: dict[str, Any]) -> None:
+        """The counts only some events feed: logins, core actions, features, value events, NPS answers."""
+        if flags & _LOGIN:
+            tally.logins.add(user)
+            tally.sessions += 1
+        if flags & _CORE:
+            tally.core_actions += 1
+        if flags & _FEATURE:
+            feature = props.get(self.rules.feature_property)
+            tally.features.add(feature if type(feature) is str and feature else event.get("event"))
+        if flags & _VALUE:
+            tally.value_events += 1
+        if flags & _NPS:
+            self._fold_nps(tally, event, props)
 
     def _fold_nps(self, tally: _Tally, event: dict[str, Any], props: dict[str, Any]) -> None:
         score = _nps_score(props.get(self.rules.nps_score_property))

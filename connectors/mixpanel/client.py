@@ -103,7 +103,7 @@ def _install_log_reader() -> None:
             MixpanelUtils.LOGGER.addFilter(_LOG_READER)
 
 
-def build_client(
+def build_client(  # noqa: PLR0913 (one keyword per SDK client setting)
     *,
     project_id: int,
     username: str,

@@ -57,7 +57,7 @@ class MixpanelSource:
 
     name = SOURCE
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (keyword-only settings, one per config key or test seam)
         self,
         *,
         project_id: int,

@@ -106,7 +106,7 @@ SdkFactory = Callable[[SalesforceHttp], Salesforce]
 class SalesforceConnection:
     """A lazily logged-in SDK client plus the pacer, the retry policy, error mapping and a describe cache."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (its collaborators, then keyword-only tuning and test seams, each defaulted)
         self,
         factory: SdkFactory,
         http: SalesforceHttp,

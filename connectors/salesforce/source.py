@@ -89,7 +89,7 @@ class SalesforceSource:
 
     name = "salesforce"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (connection and field map, then keyword-only tuning, each defaulted)
         self,
         connection: SalesforceConnection,
         field_map: FieldMap,

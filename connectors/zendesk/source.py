@@ -88,7 +88,7 @@ class ZendeskSource:
 
     name = SOURCE
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 (base URL and pacer, then keyword-only credentials and tuning, each defaulted)
         self,
         base_url: str,
         pacer: Pacer,

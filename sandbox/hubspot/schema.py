@@ -75,7 +75,7 @@ def options_of(*values: str) -> list[dict]:
             for i, v in enumerate(values)]
 
 
-def make_property(name: str, ptype: str = "string", *, options: tuple[str, ...] = (), read_only: bool = False,
+def make_property(name: str, ptype: str = "string", *, options: tuple[str, ...] = (), read_only: bool = False,  # noqa: PLR0913 (a property definition's fields, all but name and type keyword-only)
        group: str | None = None, custom: bool = False, unique: bool = False) -> PropertyDef:
     opts = options_of(*options) if ptype != "bool" else options_of("true", "false")
     return PropertyDef(name=name, type=ptype, field_type=_DEFAULT_FIELD_TYPE[ptype],

@@ -90,7 +90,7 @@ class ObjectStore:
         self.next_id += 1
         return str(self.next_id - 1)
 
-    def put(self, object_type: str, object_id: str, properties: dict[str, str | None], created: datetime,
+    def put(self, object_type: str, object_id: str, properties: dict[str, str | None], created: datetime,  # noqa: PLR0913 (an object row's columns)
             modified: datetime, archived_at: datetime | None = None) -> HsObject:
         props = dict(properties)
         props["hs_object_id"] = object_id
@@ -149,7 +149,7 @@ class ObjectStore:
         return view
 
     # ------------------------------------------------------------------------------------------ associations
-    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str, category: str,
+    def associate(self, from_type: str, from_id: str, to_type: str, to_id: str, category: str,  # noqa: PLR0913 (both ends of an association plus its category and type id, as the v4 API names them)
                   type_id: int) -> None:
         reverse_id, _ = reverse_of(from_type, to_type, category, type_id)
         self.changed()

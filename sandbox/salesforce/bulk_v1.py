@@ -131,7 +131,7 @@ class BulkV1:
         self.batches.clear()
 
     # ---------------------------------------------------------------------------------------- jobs
-    def create_job(self, spec: dict[str, Any], store: OrgStore, now: datetime, version: str, user: str,
+    def create_job(self, spec: dict[str, Any], store: OrgStore, now: datetime, version: str, user: str,  # noqa: PLR0913 (the request's parts: body, org, clock, API version, caller and PK-chunking header)
                    pk_header: str | None) -> Job:
         operation, sobject = spec.get("operation"), spec.get("object")
         if operation not in OPERATIONS:

@@ -59,7 +59,7 @@ def load_portfolio(store: OrgStore, portfolio: Any, now: datetime) -> None:
         _put(store, sobject, fields, now, activity.deleted, defaults=blank[sobject])
 
 
-def _put(store: OrgStore, sobject: str, fields: Record, now: datetime | None = None, deleted: bool = False,
+def _put(store: OrgStore, sobject: str, fields: Record, now: datetime | None = None, deleted: bool = False,  # noqa: PLR0913 (a stored row's columns, with their defaults)
          created_by: str | None = None, defaults: Record | None = None) -> None:
     """Insert a loaded record directly (bulk-load semantics: no validation, no triggers). Derived fields
     are filled by the mapping functions, except the few `_derive` computes cheaply."""

@@ -80,7 +80,7 @@ def split_locator(value: str) -> tuple[str, int]:
     return locator, int(start)
 
 
-def page(cursors: Cursors, cursor: Cursor, locator: str | None, start: int, store: OrgStore,
+def page(cursors: Cursors, cursor: Cursor, locator: str | None, start: int, store: OrgStore,  # noqa: PLR0913 (the query cursor's state and where this page starts)
          odd_record: bool) -> dict[str, Any]:
     """One page of a cursor starting at row `start`; opens a locator when more rows follow."""
     rows = cursor.rows[start:start + cursor.batch]

@@ -244,7 +244,7 @@ def _with_attributes(sobject: str, record: Record, version: str) -> dict[str, An
     return {"attributes": {"type": sobject, "url": f"/services/data/v{version}/sobjects/{sobject}/{record['Id']}"}}
 
 
-def _place(out: dict[str, Any], path: Path, record: Record, store: OrgStore, version: str,
+def _place(out: dict[str, Any], path: Path, record: Record, store: OrgStore, version: str,  # noqa: PLR0913 (one recursive step: where to write, the field path, the record, and the org and API version it is read from)
            label: bool = False) -> None:
     node, current = out, record
     for step in path.steps:

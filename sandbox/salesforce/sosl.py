@@ -93,7 +93,7 @@ def _split_objects(text: str) -> list[str]:
     return [p for p in (*parts, current) if p.strip()]
 
 
-def _search_object(spec: Returning, pattern: re.Pattern[str], group: str, store: OrgStore, version: str,
+def _search_object(spec: Returning, pattern: re.Pattern[str], group: str, store: OrgStore, version: str,  # noqa: PLR0913 (one RETURNING clause, the search pattern and scope, and the org, API version and clock it runs against)
                    now: datetime) -> list[dict[str, Any]]:
     fields, clause = _fields_and_clause(spec.clause)
     query = compile_soql(f"SELECT {fields} FROM {spec.sobject} {clause}", store)

@@ -59,7 +59,7 @@ class AdminMixin:
             metrics["updated_at"] = updated_at
             return copy.deepcopy(ticket)
 
-    def add_ticket(self, subject: str, *, organization_id: int | None = None, requester_id: int | None = None,
+    def add_ticket(self, subject: str, *, organization_id: int | None = None, requester_id: int | None = None,  # noqa: PLR0913 (a ticket's fields, all but the subject keyword-only)
                    priority: str = "normal", status: str = "new", tags: Iterable[str] = (),
                    description: str = "", satisfaction: str = "unoffered",
                    created_at: datetime | None = None) -> int:

@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run)
 
 
-def run(
+def run(  # noqa: PLR0913 (one keyword per CLI option, declared for typer)
     ctx: typer.Context,
     config: Path | None = typer.Option(
         None, "--config", "-c", help="Config file (default: $HEALTHSYNC_CONFIG, then ./healthsync.yaml)."
@@ -78,7 +78,7 @@ def run_daemon(settings: Any, *, once: bool = False, full: bool = False, build_c
     return code
 
 
-def _open_and_run(
+def _open_and_run(  # noqa: PLR0913 (the store lock and cycle builder, then the run mode's keyword-only flags)
     settings: Any, lock: Any, builder: CycleBuilder, *, once: bool, full: bool, interval_seconds: float | None = None
 ) -> tuple[Daemon, int]:
     from healthsync.sync.store import (

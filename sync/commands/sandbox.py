@@ -45,7 +45,7 @@ def _checked(accounts: int, crm: str, time_scale: float = 1.0, ports: tuple[int,
     return crm
 
 
-def serve(
+def serve(  # noqa: PLR0913 (one keyword per CLI option, declared for typer)
     accounts: int = typer.Option(200, "--accounts", help=_ACCOUNTS_HELP),
     seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book (same seed, same book)."),
     crm: str = typer.Option("salesforce", "--crm", help=_CRM_HELP),

@@ -27,7 +27,7 @@ def register(app: typer.Typer) -> None:
 
 def _score(snap: Snapshot) -> list[ScoredAccount]:
     """Scores as of the snapshot, with stored history for trends; nothing is recorded (that is the daemon's job)."""
-    return score_accounts(snap.ctx, snap.gathered.facts, snap.as_of, None, record=False)
+    return score_accounts(snap.ctx, snap.gathered.facts, snap.as_of, None)
 
 
 def score(

@@ -65,7 +65,7 @@ def _plan_of(snap: Snapshot) -> Plan:
     Scores are not saved as history: a stored score seconds old would change every explanation's "moved
     since" part, so a second apply would rewrite fields the first just wrote. Cycles keep the history.
     """
-    scored = score_accounts(snap.ctx, snap.gathered.facts, snap.as_of, None, record=False)
+    scored = score_accounts(snap.ctx, snap.gathered.facts, snap.as_of, None)
     return plan_writeback(snap.ctx, scored, snap.gathered, snap.as_of)
 
 

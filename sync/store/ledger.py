@@ -37,7 +37,7 @@ class LedgerRepository(Repository):
     def rule_states(self, crm: str, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], RuleTaskState]:
         return self.tasks.rule_states(crm, pairs)
 
-    def record_task(
+    def record_task(  # noqa: PLR0913 (a task ledger row's columns, keyword-only)
         self,
         crm: str,
         task: TaskUpsert,

@@ -28,7 +28,7 @@ class StateConflictError(FatalError):
 class RecordRepository(Repository):
     """Records by (source, stream, record_id), soft-deleted rather than removed, and one state per stream."""
 
-    def commit_page(
+    def commit_page(  # noqa: PLR0913 (the stream's key, the page's parts, then keyword-only stamp and revision check)
         self,
         source: str,
         stream: str,
@@ -193,7 +193,7 @@ class RecordRepository(Repository):
             row = conn.execute(query).mappings().first()
         return _STATE.from_row(row) if row else None
 
-    def set_state(
+    def set_state(  # noqa: PLR0913 (the stream's key and state, then keyword-only stamp, version and revision check)
         self,
         source: str,
         stream: str,

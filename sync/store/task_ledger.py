@@ -65,7 +65,7 @@ class TaskLedgerRepository(Repository):
             for pair, until in cooldowns.items()
         }
 
-    def record(
+    def record(  # noqa: PLR0913 (a task ledger row's columns, keyword-only)
         self,
         crm: str,
         task: TaskUpsert,

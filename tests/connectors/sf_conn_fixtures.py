@@ -189,7 +189,7 @@ class Store:
         self.pages += 1
 
 
-def pull(source: SalesforceSource, stream: str, store: Store, as_of: datetime, *, full: bool = False,
+def pull(source: SalesforceSource, stream: str, store: Store, as_of: datetime, *, full: bool = False,  # noqa: PLR0913 (test helper: pull_source's options plus keyword-only test hooks)
          stop_after: int | None = None, during: Any = None) -> Store:
     """Read one stream into `store`; `stop_after` pages simulates a crash, `during(n)` runs after page n."""
     store.emitted = []

@@ -68,7 +68,7 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("status", "headers", "body", "per_record", "expected", "retry_after"), TABLE)
-def test_classify_http_table(status, headers, body, per_record, expected, retry_after) -> None:
+def test_classify_http_table(status, headers, body, per_record, expected, retry_after) -> None:  # noqa: PLR0913 (one parameter per column of the parametrized table)
     error = classify_http(status, headers, body, source="src", per_record=per_record)
     assert type(error) is expected
     assert isinstance(error, HealthsyncError)

@@ -309,7 +309,7 @@ def _commit(db: dict[str, int], previous_start: int | None, overlap: int, cycle_
     db[rid] = max(ts, floor)
 
 
-def _run_cycle(db, store, seen, state, scenario, cycle_start, crash_after_pages, seed):
+def _run_cycle(db, store, seen, state, scenario, cycle_start, crash_after_pages, seed):  # noqa: PLR0913 (one simulated cycle's state and scenario, threaded through the property test)
     overlap = timedelta(seconds=scenario["overlap"])
     lower, upper = window_query_bounds(state, overlap, at(cycle_start))
     rows = [(at(ts), rid) for rid, ts in db.items() if (lower is None or at(ts) >= lower)]

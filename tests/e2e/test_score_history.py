@@ -23,7 +23,7 @@ def test_a_week_later_explanations_say_what_moved_from_the_stored_raw_values():
         assert first.status == "ok"
         week_later = env.as_of + timedelta(days=7)
         gathered = gather_facts(env.store, env.ctx, set(first.sources), week_later)
-        scored = score_accounts(env.ctx, gathered.facts, week_later, None, record=False)
+        scored = score_accounts(env.ctx, gathered.facts, week_later, None)
     moves = [s.result.explanation.split("Moved since", 1)[1] for s in scored if "Moved since" in s.result.explanation]
     assert len(moves) >= 5, "too few accounts moved in a week for the test to mean anything"
     # each move reads "component/measure signal BEFORE->AFTER, score X->Y": BEFORE comes from the stored row

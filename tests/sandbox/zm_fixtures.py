@@ -42,7 +42,7 @@ def hs_id(n: int) -> str:
     return str(9000 + n)
 
 
-def _account(n: int, key: str, name: str, domain: str, zd: str, mp: str) -> Account:
+def _account(n: int, key: str, name: str, domain: str, zd: str, mp: str) -> Account:  # noqa: PLR0913 (fixture factory mirroring the account's identity fields)
     return Account(
         key=key, sf_id=sf_id(n), hs_id=hs_id(n), name=name, domain=domain, owner_key="U001",
         segment="mid_market", acv=50_000.0, arr=50_000.0, plan_tier="growth", seats_purchased=10 * n,

@@ -51,7 +51,7 @@ def account(**overrides) -> Account:
     return Account(**fields)
 
 
-def usage_rows(days: range | list[int], users: int = 3, events: int = 100, core: int = 10, value: int = 1,
+def usage_rows(days: range | list[int], users: int = 3, events: int = 100, core: int = 10, value: int = 1,  # noqa: PLR0913 (test factory: one keyword per usage-day column)
                features: tuple[str, ...] = ("reports",)) -> tuple[UsageDay, ...]:
     ids = frozenset(f"u{i}" for i in range(users))
     return tuple(UsageDay(day(n), ids, ids, events, core, frozenset(features), value) for n in days)
@@ -61,7 +61,7 @@ def facts(acct: Account | None = None, **parts) -> AccountFacts:
     return AccountFacts(acct or account(), **parts)
 
 
-def rule_context(values: dict | None = None, *, score: int = 80, band: str = "healthy",
+def rule_context(values: dict | None = None, *, score: int = 80, band: str = "healthy",  # noqa: PLR0913 (test factory mirroring RuleContext's fields, keyword-only)
                  history: HistoryFacts = HistoryFacts(), is_healthy: bool | None = None,
                  renewal_stage: str | None = None, evidence: dict | None = None) -> RuleContext:
     """A rule context from plain values; context names default from score/band/history."""

@@ -53,7 +53,7 @@ class SandboxEnv:
 
 
 @contextmanager
-def sandbox_env(crm: str = "salesforce", accounts: int = 60, seed: int = 7, *, time_scale: float = 600.0,
+def sandbox_env(crm: str = "salesforce", accounts: int = 60, seed: int = 7, *, time_scale: float = 600.0,  # noqa: PLR0913 (test fixture: one keyword per sandbox or config option, each defaulted)
                 store_url: str | None = None, overrides: dict | None = None,
                 drop: tuple[str, ...] = ()) -> Iterator[SandboxEnv]:
     """`overrides` are merged one level deep into the config; `drop` removes top-level sections."""

@@ -66,7 +66,7 @@ class FakeLedger:
     def record_field_failure(self, crm, account_id, error, *, at, run_id):
         self.failures[account_id] = error
 
-    def record_task(self, crm, task, *, crm_task_id, status, at, run_id, error=None):
+    def record_task(self, crm, task, *, crm_task_id, status, at, run_id, error=None):  # noqa: PLR0913 (the Ledger protocol's signature)
         self.tasks[task.dedupe_key] = (status, crm_task_id)
 
     def record_task_state(self, crm, dedupe_key, *, status, closed_at, cooldown_until):
