@@ -205,7 +205,7 @@ class _Step:
         """What belongs here: the field's description, else the model's `expected`, else a shape."""
         if self.field is not None and self.field.description:
             return self.field.description
-        target = _unwrap(self.target)
+        target = unwrap_annotation(self.target)
         if isinstance(target, type) and issubclass(target, Document):
             return target.expected
         if get_origin(target) in (list, tuple):
@@ -219,7 +219,7 @@ def _walk(document: type[Document], loc: Sequence[Any]) -> _Step:
     parent: type[BaseModel] | None = None
     field: FieldInfo | None = None
     for part in loc:
-        current = _unwrap(current)
+        current = unwrap_annotation(current)
         member = _tagged(current, part)
         if member is not None:  # pydantic puts a union's tag into the location; it is not a YAML key
             current = member
@@ -248,12 +248,12 @@ def _field_named(model: type[BaseModel], key: Any) -> FieldInfo | None:
     return None
 
 
-def _unwrap(annotation: Any) -> Any:
+def unwrap_annotation(annotation: Any) -> Any:
     """Strip Annotated[...] and Optional[...] down to the type (or tagged union) that matters."""
     while True:
         if get_origin(annotation) is typing.Annotated:
             annotation = get_args(annotation)[0]
-        elif _is_union(annotation):
+        elif is_union(annotation):
             members = [a for a in get_args(annotation) if a is not type(None)]
             if len(members) != 1:
                 return annotation
@@ -264,7 +264,7 @@ def _unwrap(annotation: Any) -> Any:
 
 def _tagged(annotation: Any, part: Any) -> Any:
     """The member of a tagged union whose Tag is `part`, or None."""
-    if not _is_union(annotation):
+    if not is_union(annotation):
         return None
     for member in get_args(annotation):
         if get_origin(member) is typing.Annotated:
@@ -274,5 +274,5 @@ def _tagged(annotation: Any, part: Any) -> Any:
     return None
 
 
-def _is_union(annotation: Any) -> bool:
+def is_union(annotation: Any) -> bool:
     return get_origin(annotation) in (Union, types.UnionType)

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import difflib
 import os
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from healthsync.config.catalog import available_presets, presets_dir, resolve_preset_path
 from healthsync.config.definitions import Definitions, definitions_of, definitions_of_broken_config
+from healthsync.config.documents import is_union, unwrap_annotation
 from healthsync.config.envrefs import EnvValue, KeyPath, interpolate
 from healthsync.config.secrets import register_model_secrets
 from healthsync.config.settings import Settings
@@ -255,8 +255,8 @@ def _walk(loc: tuple[Any, ...]) -> tuple[KeyPath, type[BaseModel] | None, Any]:
     current: Any = Settings
     parent: type[BaseModel] | None = None
     for part in loc:
-        current = _unwrap(current)
-        if _is_union(current):
+        current = unwrap_annotation(current)
+        if is_union(current):
             variant = _variant_for_tag(current, part)
             if variant is not None:  # pydantic puts the discriminator's value into loc; it is not a YAML key
                 current = variant
@@ -275,28 +275,9 @@ def _walk(loc: tuple[Any, ...]) -> tuple[KeyPath, type[BaseModel] | None, Any]:
     return tuple(path), parent, current
 
 
-def _unwrap(annotation: Any) -> Any:
-    """Strip Annotated[...] and Optional[...] down to the type that matters."""
-    while True:
-        origin = get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = get_args(annotation)[0]
-        elif _is_union(annotation):
-            members = [a for a in get_args(annotation) if a is not type(None)]
-            if len(members) != 1:
-                return annotation
-            annotation = members[0]
-        else:
-            return annotation
-
-
-def _is_union(annotation: Any) -> bool:
-    return get_origin(annotation) in (Union, types.UnionType)
-
-
 def _union_tags(annotation: Any) -> list[str]:
     tags: list[str] = []
-    for member in get_args(_unwrap(annotation)) if annotation is not None else ():
+    for member in get_args(unwrap_annotation(annotation)) if annotation is not None else ():
         if isinstance(member, type) and issubclass(member, BaseModel) and "mode" in member.model_fields:
             tags.extend(get_args(member.model_fields["mode"].annotation))
     return tags
@@ -311,12 +292,12 @@ def _variant_for_tag(union: Any, tag: Any) -> Any:
 
 
 def _literal_choices(annotation: Any) -> list[str]:
-    annotation = _unwrap(annotation)
+    annotation = unwrap_annotation(annotation)
     return [str(a) for a in get_args(annotation)] if get_origin(annotation) is typing.Literal else []
 
 
 def _is_secret(annotation: Any) -> bool:
-    return _unwrap(annotation) is SecretStr
+    return unwrap_annotation(annotation) is SecretStr
 
 
 def _choice_message(key: str, value: Any, choices: list[str]) -> str:

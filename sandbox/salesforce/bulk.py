@@ -69,7 +69,7 @@ class BulkQueries:
             raise SfError(400, "API_ERROR", "Aggregate queries, OFFSET, TYPEOF, relationship subqueries and "
                                             "functions are not supported by Bulk API 2.0 query")
         matched = execute(query, store, include_deleted=body["operation"] == "queryAll", now=now)
-        rows = [[_cell(resolve(path, record, store)) for path in query.paths] for record in matched]
+        rows = [[csv_cell(resolve(path, record, store)) for path in query.paths] for record in matched]
         if odd_record and rows:
             _corrupt(column_names(query), rows[len(rows) // 2])
         with self._lock:
@@ -120,7 +120,8 @@ class BulkQueries:
         return sum(1 for job in self.jobs.values() if (now - job.created).total_seconds() < 86400)
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
+    """A value as Bulk API CSV writes it (empty for null, lowercase booleans, UTC datetimes with milliseconds)."""
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -17,12 +17,13 @@ import json
 import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.wrappers import Response
 
 from healthsync.sandbox.salesforce import ids
+from healthsync.sandbox.salesforce.bulk import csv_cell as _cell
 from healthsync.sandbox.salesforce.errors import SfError
 from healthsync.sandbox.salesforce.soql import column_names, compile_soql, execute, render_row, resolve
 from healthsync.sandbox.salesforce.store import OrgStore, format_datetime
@@ -277,18 +278,6 @@ def _epoch_ms(record: dict[str, Any], name: str) -> int | None:
         return None
     moment = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day, tzinfo=UTC)
     return int(moment.timestamp() * 1000)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    return str(value)
 
 
 def _query_xml(sobject: str, rows: list[dict[str, Any]]) -> str:

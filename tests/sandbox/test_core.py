@@ -5,6 +5,7 @@ import requests
 from werkzeug.routing import Map, Rule
 
 from healthsync.sandbox.core import Emulator, SandboxServer, SlidingWindowLimit, json_response
+from tests.support.tls import sandbox_session
 
 
 class EchoEmulator(Emulator):
@@ -22,11 +23,7 @@ def server():
         yield srv
 
 
-def _session(server):
-    s = requests.Session()
-    s.trust_env = False
-    s.verify = str(server.ca_path)
-    return s
+_session = sandbox_session
 
 
 def test_serves_tls_and_plain_http_and_counts_calls(server):

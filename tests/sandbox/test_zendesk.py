@@ -20,6 +20,7 @@ from healthsync.sandbox.core import SandboxClock, SandboxServer
 from healthsync.sandbox.credentials import DEMO
 from healthsync.sandbox.portfolio import MIN_SIZE, generate_portfolio
 from healthsync.sandbox.zendesk import ZendeskEmulator, decode_cursor, encode_cursor
+from tests.support.tls import sandbox_session
 
 from . import zm_fixtures as fx
 
@@ -44,11 +45,7 @@ def server():
         yield srv
 
 
-def _session(server: SandboxServer) -> requests.Session:
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace our CA (sdk-notes 0.1)
-    session.verify = str(server.ca_path)
-    return session
+_session = sandbox_session
 
 
 def zenpy_tls(server: SandboxServer, **kw) -> Zenpy:

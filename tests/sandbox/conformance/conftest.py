@@ -25,6 +25,7 @@ from healthsync.sandbox.salesforce import SalesforceEmulator
 from healthsync.sandbox.zendesk import ZendeskEmulator
 from tests.sandbox import hs_fixtures, sf_fixtures
 from tests.sandbox import zm_fixtures as fx
+from tests.support.tls import sandbox_session
 
 ZD_AUTH = (f"{DEMO.zendesk.email}/token", DEMO.zendesk.token)
 MP = DEMO.mixpanel
@@ -40,10 +41,7 @@ def server():
 
 @pytest.fixture(scope="module")
 def http(server):
-    session = requests.Session()
-    session.trust_env = False  # REQUESTS_CA_BUNDLE would replace `verify` (sdk-notes §0.1)
-    session.verify = str(server.ca_path)
-    return session
+    return sandbox_session(server)
 
 
 @pytest.fixture(scope="module")
@@ -82,11 +80,7 @@ def mp_server(monkeypatch) -> Iterator[SandboxServer]:
         yield srv
 
 
-def session(server: SandboxServer) -> requests.Session:
-    http = requests.Session()
-    http.trust_env = False  # REQUESTS_CA_BUNDLE would otherwise replace our CA (sdk-notes 0.1)
-    http.verify = str(server.ca_path)
-    return http
+session = sandbox_session
 
 
 def zenpy(server: SandboxServer, **kw) -> Zenpy:
