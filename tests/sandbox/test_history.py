@@ -30,7 +30,7 @@ def past():
 
 
 def _key(record) -> object:
-    return getattr(record, "key", None) or getattr(record, "id", None) or getattr(record, "distinct_id")
+    return getattr(record, "key", None) or getattr(record, "id", None) or record.distinct_id
 
 
 def test_without_history_nothing_changes(plain):
