@@ -138,3 +138,10 @@ def test_past_renewals_sort_by_close_date():
     early = PastRenewal(AS_OF.date() - timedelta(days=9), "A2", AS_OF.date(), "renewed")
     late = PastRenewal(AS_OF.date() - timedelta(days=2), "A1", AS_OF.date(), "churned")
     assert sorted([late, early]) == [early, late]
+
+
+def test_sandbox_serve_refuses_a_history_it_cannot_make(capsys):
+    from healthsync.sync.cli import main
+
+    assert main(["sandbox", "serve", "--accounts", "44", "--history-days", "10"]) == 2
+    assert "--history-days 10: history_days must be within 60..730" in capsys.readouterr().err
