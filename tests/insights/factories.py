@@ -91,6 +91,7 @@ def book(n_renewed: int, n_churned: int, *, lead_days: int = 250, first_renewal:
     """Accounts renewing (steady, at various levels) or churning (eroding, 40 % of them late), one renewal each,
     spaced in time."""
     rng = random.Random(seed)
+    first = first_renewal - timedelta(days=300)  # enough for a 90-day horizon and the windows behind it
     all_facts, renewals = [], []
     for n in range(n_renewed + n_churned):
         churns = n % ((n_renewed + n_churned) // max(n_churned, 1)) == 0 and sum(not r.won for r in renewals) < n_churned
@@ -98,7 +99,7 @@ def book(n_renewed: int, n_churned: int, *, lead_days: int = 250, first_renewal:
         account_id = f"A{n:04d}"
         late = churns and rng.random() < 0.4  # some churners only start to slide a few weeks before the horizon
         curve = eroding(renewal, 100 if late else lead_days) if churns else steady(rng.uniform(0.55, 0.95))
-        all_facts.append(facts(account_id, curve, last=renewal, seed=seed))
+        all_facts.append(facts(account_id, curve, first=first, last=renewal, seed=seed))
         renewals.append(ClosedRenewal(account_id, f"O{n:04d}", renewal, not churns, 20_000.0, 20_000.0,
                                       None if not churns else "Too expensive"))
-    return History(all_facts, renewals, START)
+    return History(all_facts, renewals, first)

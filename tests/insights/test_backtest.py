@@ -61,8 +61,9 @@ def test_the_window_and_the_horizon_choose_the_renewals(history):
     anchors = sorted(r.close_date for r in history.renewals)
     window = run_backtest(history, MODELS[:1], replace(FAST, first=anchors[20], last=anchors[59]))
     assert window.models[0].accounts == 40 and (window.first, window.last) == (anchors[20], anchors[59])
-    # the usage history starts on START: a horizon reaching before START + 60 days leaves those renewals out
-    far = run_backtest(history, MODELS[:1], replace(FAST, horizon_days=(anchors[10] - START).days - 60))
+    # a horizon reaching before the usage history's first 60 days leaves those renewals out
+    start = history.usage_start
+    far = run_backtest(history, MODELS[:1], replace(FAST, horizon_days=(anchors[10] - start).days - 60))
     assert far.skipped == {"before the usage history": 10} and far.models[0].accounts == 140
 
 
@@ -77,7 +78,7 @@ def test_few_churned_renewals_are_reported_as_unreliable_with_wide_intervals(his
 
 def test_unknown_accounts_are_skipped_and_counted(history):
     extra = ClosedRenewal("NOPE", "O-x", history.renewals[-1].close_date, True)
-    report = run_backtest(History(history.facts, (*history.renewals, extra), START), MODELS[:1], FAST)
+    report = run_backtest(History(history.facts, (*history.renewals, extra), history.usage_start), MODELS[:1], FAST)
     assert report.skipped == {"account not in the store": 1}
 
 
@@ -94,7 +95,7 @@ def test_nothing_after_each_replayed_instant_changes_the_result(history, result)
     horizon = FAST.horizon_days
     anchor = {r.account_id: r.close_date for r in history.renewals}
     ruined = [_ruined_after(f, anchor[f.account.id] - timedelta(days=horizon)) for f in history.facts]
-    replayed = run_backtest(History(ruined, history.renewals, START), MODELS, FAST)
+    replayed = run_backtest(History(ruined, history.renewals, history.usage_start), MODELS, FAST)
     # the lead time looks at the whole run-up to each renewal; everything else sees only the replayed instant
     assert [_at_instant(m) for m in replayed.models] == [_at_instant(m) for m in result.models]
 

@@ -24,7 +24,7 @@ OPTIONS = FitOptions(bootstrap_rounds=200)
 
 @pytest.fixture(scope="module")
 def history():
-    return book(240, 60, seed=3)
+    return book(180, 45, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +39,8 @@ def _document(fit):
 
 def test_train_and_holdout_are_split_in_time_with_a_third_of_the_churn_held_out(fitted):
     train, held = fitted.train, fitted.holdout
-    assert train.last < held.first and train.renewals + held.renewals == 300
-    assert held.churned == 18 and train.churned == 42  # 30 % of the 60 churned renewals, the newest
+    assert train.last < held.first and train.renewals + held.renewals == 225
+    assert held.churned == 14 and train.churned == 31  # 30 % of the 45 churned renewals, the newest
 
 
 def test_the_written_model_is_ours_and_loads_through_the_one_validation_path(fitted):
