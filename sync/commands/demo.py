@@ -177,7 +177,7 @@ def demo_config(server, crm: str, workdir: Path) -> tuple[Path, dict[str, str]]:
                     "zendesk_url": server.https_url, "mixpanel_url": server.http_url,
                     "ca_file": str(server.ca_path)},
     }
-    history = getattr(server.portfolio, "history", None)
+    history = getattr(getattr(server, "portfolio", None), "history", None)
     if history is not None:  # usage as far back as the renewals a backtest replays
         from healthsync.sandbox.history import HISTORY_LOOKBACK_DAYS
 
