@@ -33,6 +33,7 @@ from healthsync.config.documents import (
     validate_document,
 )
 from healthsync.config.measures import Measure
+from healthsync.scoring.calibration import Calibration
 from healthsync.scoring.model import (
     DEFAULT_FLAGS,
     Band,
@@ -270,6 +271,42 @@ class RenewalDocument(Document):
         return {name: windows.over(base) for name, windows in (self.segments or {}).items()}
 
 
+# --- calibration (written by `healthsync fit`) ---------------------------------------------------
+
+
+def _calibration_point(value: Any) -> Any:
+    if not isinstance(value, list) or len(value) != 2:
+        raise PydanticCustomError("point", "must be a [score, renewal %] pair of numbers, got {got}",
+                                  {"got": repr(value)})
+    return tuple(value)
+
+
+CalibrationPoint = Annotated[tuple[Score, Percentage], BeforeValidator(_calibration_point)]
+
+
+class CalibrationDocument(Document):
+    """Score -> renewal probability (percent) `horizon_days` before the renewal; the rest is for people."""
+
+    expected: ClassVar[str] = "a mapping {horizon_days, table: [[score, renewal %], ...]}"
+    horizon_days: PositiveDays = Field(description="days before the renewal the probabilities hold for")
+    table: list[CalibrationPoint] = Field(min_length=2, description="a list of two or more [score, renewal %] pairs")
+    method: Any = None
+    intercept: Any = None
+    slope: Any = None
+    fitted_on: Any = None
+    note: Any = None
+
+    @field_validator("table")
+    @classmethod
+    def _scores_increase(cls, table: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if any(b[0] <= a[0] for a, b in pairwise(table)):
+            raise PydanticCustomError("calibration_order", "scores must be strictly increasing")
+        return table
+
+    def calibration(self) -> Calibration:
+        return Calibration(self.horizon_days, tuple((score, pct / 100.0) for score, pct in self.table))
+
+
 # --- signal settings and the whole document -------------------------------------------------------
 
 
@@ -311,6 +348,7 @@ class HealthModelDocument(Document):
     renewal: RenewalDocument | None = None
     signals: SignalsDocument | None = None
     flags: list[Flag] | None = Field(default=None, description="a list of {name, signal, op, value}")
+    calibration: CalibrationDocument | None = None
 
     @field_validator("healthy_bands")
     @classmethod
@@ -328,6 +366,7 @@ class HealthModelDocument(Document):
             segment_windows=self.renewal.segment_windows() if self.renewal else {},
             signal_config=self.signals.config() if self.signals else SignalConfig(),
             flags=tuple(f.flag() for f in self.flags) if self.flags is not None else DEFAULT_FLAGS,
+            calibration=self.calibration.calibration() if self.calibration else None,
         )
 
     def base_variant(self) -> ModelVariant:

@@ -185,6 +185,7 @@ class OpportunityFields(Section):
     stage: str
     amount: str
     close_date: str
+    loss_reason: str | None = None  # a closed-lost renewal's reason (picklist or text); None: not read
 
 
 class WriteFields(Section):
@@ -227,6 +228,7 @@ _SALESFORCE_FIELDS: dict[str, dict[str, Any]] = {
         "type_field": "Type", "renewal_types": ["Renewal"],
         "expansion_types": ["Expansion", "Upsell", "Existing Customer - Upgrade"],
         "won_stages": ["Closed Won"], "stage": "StageName", "amount": "Amount", "close_date": "CloseDate",
+        "loss_reason": "Loss_Reason__c",
     },
     "write": {
         "health_score": "Health_Score__c", "health_band": "Health_Band__c",
@@ -252,6 +254,7 @@ _HUBSPOT_FIELDS: dict[str, dict[str, Any]] = {
     "opportunity": {
         "type_field": "deal_type", "renewal_types": ["renewal"], "expansion_types": ["expansion", "upsell"],
         "won_stages": ["closedwon"], "stage": "dealstage", "amount": "amount", "close_date": "closedate",
+        "loss_reason": "closed_lost_reason",
     },
     "write": {
         "health_score": "healthsync_score", "health_band": "healthsync_band",
@@ -345,6 +348,9 @@ class MixpanelSettings(Section):
     group_key: str = Field(default="account_id", min_length=1)
     group_key_holds: Literal["crm_id", "domain"] = "crm_id"
     lookback_days: int = Field(default=5, ge=0, le=60)
+    # days of events the first pull reads: 90 covers every signal; a backtest needs the renewal history it
+    # replays plus ~220 days (e.g. 670 for 15 months of renewals), read in at most 13 export calls
+    backfill_days: int = Field(default=90, ge=1, le=1100)
 
     @model_validator(mode="after")
     def _plan_features_are_known(self) -> MixpanelSettings:

@@ -367,6 +367,7 @@ class ContactRecord(_Record):
     left_company: bool = False
     left_company_at: datetime | None = None
     role_changed_at: datetime | None = None
+    created_at: datetime | None = None  # when the contact was added to the CRM (a replay of the past needs it)
     updated_at: datetime
     deleted: bool = False
 
@@ -382,6 +383,7 @@ class OpportunityRecord(_Record):
     is_closed: bool = False
     is_won: bool = False
     close_date: date | None = None
+    loss_reason: str | None = None  # closed lost: the reason the CRM records (field_map.opportunity.loss_reason)
     updated_at: datetime
     deleted: bool = False
 

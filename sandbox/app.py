@@ -36,13 +36,14 @@ def emulator_classes() -> dict[str, type]:
 
 def build_sandbox(seed: int = 7, accounts: int = 200, crm: str = "salesforce", as_of: datetime | None = None,  # noqa: PLR0913 (one keyword per sandbox option (the CLI's and the tests'), each defaulted)
                   time_scale: float = 1.0, tls_port: int = 0, http_port: int = 0,
-                  workdir: str | Path | None = None) -> SandboxServer:
+                  workdir: str | Path | None = None, history_days: int = 0) -> SandboxServer:
     """Generate the book, load it into every emulator and return the started server.
 
     With `as_of` the sandbox clock starts there (a reproducible instant); without it the clock is real
     time and the book's as_of is now, truncated to the hour, so rebuilding within the hour is identical.
     The server carries `portfolio` and `crm`; stop it with `server.stop()` (or use it as a context). With
-    `workdir` the CA and the JWT key are written there and outlive the server (a config can keep naming them)."""
+    `workdir` the CA and the JWT key are written there and outlive the server (a config can keep naming them).
+    `history_days` adds that much churn history to the book (past renewals and former customers)."""
     if crm not in CRMS:
         raise ValueError(f"crm must be one of {', '.join(CRMS)}, got {crm!r}")
     if accounts < MIN_SIZE:
@@ -53,7 +54,7 @@ def build_sandbox(seed: int = 7, accounts: int = 200, crm: str = "salesforce", a
         as_of = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
     clock = SandboxClock(start=as_of)
     as_of = as_of or clock.now().replace(minute=0, second=0, microsecond=0)
-    portfolio = generate_portfolio(seed, accounts, as_of)
+    portfolio = generate_portfolio(seed, accounts, as_of, history_days=history_days)
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     server = SandboxServer(emulator_classes().values(), clock=clock, time_scale=time_scale,
@@ -96,4 +97,6 @@ def connection_info(server: SandboxServer) -> dict:
     portfolio = getattr(server, "portfolio", None)
     if portfolio is not None:
         info.update(seed=portfolio.seed, accounts=portfolio.size, as_of=portfolio.as_of.isoformat())
+        if portfolio.history is not None:
+            info["history_days"] = portfolio.history.days
     return info

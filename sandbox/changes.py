@@ -57,7 +57,8 @@ def simulate_week(server_or_emulators: Any, portfolio: Portfolio, seed: int, crm
     the scenario accounts; with no background accounts the planted clean controls are used."""
     targets = _Targets(server_or_emulators, crm)
     rng = random.Random(stable_int(seed, "week", portfolio.seed, portfolio.size))
-    pool = portfolio.accounts[len(PLANTED):] or portfolio.accounts
+    current = [a for a in portfolio.accounts if a.churned_on is None]  # former customers see no more edits
+    pool = current[len(PLANTED):] or current
     plan = _plan_week(portfolio, pool, rng)
     changes: list[Change] = []
     for day in range(1, WEEK_DAYS + 1):

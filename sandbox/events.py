@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from healthsync.sandbox.behaviour import CORE_ACTION_EVENTS, Behaviour
+from healthsync.sandbox.history_model import Trajectory
 from healthsync.sandbox.naming import stable_int
 
 # Monday .. Sunday: B2B products are quiet at weekends.
@@ -30,6 +31,7 @@ class UsagePlan:
     features: tuple[str, ...]  # plan features this account uses
     onboarding: bool = False  # milestones apply (contract started within the book's onboarding window)
     surveys: tuple[tuple[date, int], ...] = ()  # (day, NPS score) of survey responses
+    trajectory: Trajectory | None = None  # the churn history's latent health: usage level by day, last day
 
 
 class EventSource:
@@ -71,6 +73,8 @@ class EventSource:
         b = plan.behaviour
         if plan.onboarding and (b.first_login_day is None or days_in < b.first_login_day):
             return
+        if plan.trajectory is not None and not plan.trajectory.active(day):
+            return  # a former customer: nobody uses the product after the term ended
         rng = random.Random(stable_int(self.seed, plan.key, day.toordinal()))
         survey = next((score for d, score in plan.surveys if d == day), None)
         active = self._active_users(plan, rng, days_in, weekday, (self.as_of.date() - day).days)
@@ -105,7 +109,8 @@ class EventSource:
             return []
         onboarding = plan.onboarding and days_in <= _ONBOARDING_DAYS
         factor = 1.0 if onboarding else WEEKDAY_FACTOR[weekday]
-        expected = len(users) * b.activity * factor * b.level(age) * (1.0 + b.jitter * (2.0 * rng.random() - 1.0))
+        level = b.level(age) if plan.trajectory is None else plan.trajectory.level(b, age)
+        expected = len(users) * b.activity * factor * level * (1.0 + b.jitter * (2.0 * rng.random() - 1.0))
         count = int(expected)
         if rng.random() < expected - count:  # stochastic rounding keeps small accounts unbiased
             count += 1

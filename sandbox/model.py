@@ -65,6 +65,7 @@ class Account:
     created_at: datetime
     modified_at: datetime
     deleted: bool = False
+    churned_on: date | None = None  # a former customer: its last renewal was lost and its term ended that day
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Opportunity:
     created_at: datetime
     modified_at: datetime
     deleted: bool = False
+    loss_reason: str | None = None  # closed-lost only: the CRM's loss-reason picklist value
 
 
 @dataclass
@@ -208,6 +210,9 @@ class Portfolio:
     # Mixpanel raw events are produced lazily per day (90 days x 10k accounts would not fit comfortably).
     # Set by the generator; the Mixpanel emulator calls it for each day of an export range.
     event_source: object = None
+    # The churn history (`sandbox.history.ChurnHistory`) when the book was generated with one: its past
+    # renewals with their true outcome, reason and lead time, for tests and notes; None without history.
+    history: object = None
 
     def events_for_day(self, day: date) -> Iterator[dict]:
         """Raw Mixpanel events of one project-timezone (UTC) day, in Mixpanel's export shape

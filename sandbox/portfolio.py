@@ -23,6 +23,7 @@ from healthsync.sandbox.behaviour import (
 )
 from healthsync.sandbox.book import Book, at
 from healthsync.sandbox.events import EventSource, UsagePlan
+from healthsync.sandbox.history import add_history
 from healthsync.sandbox.model import Account, MixpanelProfile, Owner, Portfolio
 from healthsync.sandbox.naming import (
     FREE_MAIL_DOMAINS,
@@ -58,8 +59,9 @@ _ONBOARDING_SHARE = 0.03
 _LAPSED_SHARE = 0.03
 
 
-def generate_portfolio(seed: int, size: int, as_of: datetime) -> Portfolio:
-    """A book of `size` accounts as of `as_of` (timezone-aware; naive is taken as UTC)."""
+def generate_portfolio(seed: int, size: int, as_of: datetime, history_days: int = 0) -> Portfolio:
+    """A book of `size` accounts as of `as_of` (timezone-aware; naive is taken as UTC). With `history_days`
+    the book also holds that many days of past renewals and their former customers (`sandbox.history`)."""
     if size < MIN_SIZE:
         raise ValueError(f"size must be at least {MIN_SIZE} to hold every planted scenario (got {size})")
     as_of = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
@@ -68,13 +70,13 @@ def generate_portfolio(seed: int, size: int, as_of: datetime) -> Portfolio:
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _generate(seed, size, as_of)
+        return _generate(seed, size, as_of, history_days)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _generate(seed: int, size: int, as_of: datetime) -> Portfolio:
+def _generate(seed: int, size: int, as_of: datetime, history_days: int) -> Portfolio:
     book = Book(seed=seed, as_of=as_of)
     csm_keys = _add_owners(book, size)
     add_support_agents(book, keyed_rng(seed, "agents"))
@@ -83,13 +85,14 @@ def _generate(seed: int, size: int, as_of: datetime) -> Portfolio:
         _add_account(book, index, namer, csm_keys)
     add_unmatched_orgs(book, max(2, size // 40), keyed_rng(seed, "unmatched-orgs"))
     _add_unmatched_mixpanel_users(book, max(3, size // 50), keyed_rng(seed, "unmatched-mixpanel"))
+    history = add_history(book, history_days, namer, csm_keys) if history_days else None
     scenarios, controls = scenario_maps([a.key for a in book.accounts[:len(PLANTED)]])
     return Portfolio(
         seed=seed, size=size, as_of=as_of, owners=book.owners, accounts=book.accounts, contacts=book.contacts,
         opportunities=book.opportunities, activities=book.activities, zendesk_orgs=book.zendesk_orgs,
         zendesk_users=book.zendesk_users, tickets=book.tickets, satisfaction_ratings=book.ratings,
         mixpanel_profiles=book.profiles, scenarios=scenarios, controls=controls,
-        event_source=EventSource(seed, book.plans, as_of),
+        event_source=EventSource(seed, book.plans, as_of), history=history,
     )
 
 # ----------------------------------------------------------------------------------------------- owners

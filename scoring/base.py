@@ -80,9 +80,10 @@ class Contact:
     active: bool = True
     left_at: datetime | None = None
     role_changed_at: datetime | None = None
+    created_at: datetime | None = None  # when the CRM first had the contact (None: not known)
 
     def __post_init__(self) -> None:
-        _normalise_datetimes(self, "left_at", "role_changed_at")
+        _normalise_datetimes(self, "left_at", "role_changed_at", "created_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ class Opportunity:
     is_won: bool = False
     close_date: date | None = None
     created_at: datetime | None = None
+    is_closed: bool = False  # won or lost; a lost renewal with nothing after it makes a former customer
 
     def __post_init__(self) -> None:
         _normalise_datetimes(self, "created_at")

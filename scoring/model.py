@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from healthsync.scoring.base import Signals, SignalValue
+from healthsync.scoring.calibration import Calibration
 from healthsync.scoring.conditions import Compare
 from healthsync.scoring.measures import Measure
 from healthsync.scoring.renewal import DEFAULT_SEGMENTS, RenewalWindows, SegmentRule
@@ -219,6 +220,7 @@ class HealthModel:
     segment_windows: Mapping[str, RenewalWindows] = field(default_factory=dict)
     signal_config: SignalConfig = SignalConfig()
     flags: tuple[Flag, ...] = DEFAULT_FLAGS
+    calibration: Calibration | None = None  # a fitted model's score -> renewal probability (`healthsync fit`)
 
     def variant_for(self, segment: str | None) -> ModelVariant:
         return self.overrides.get(segment, self.base) if segment is not None else self.base

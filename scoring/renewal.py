@@ -1,10 +1,13 @@
-"""Renewal stage from days to renewal (seed 000's 120/90/60/30 ladder, windows per segment) and
-customer segment by ACV (seed 001's Enterprise / Mid-Market / SMB / Self-Serve)."""
+"""Renewal stage from days to renewal (seed 000's 120/90/60/30 ladder, windows per segment), customer
+segment by ACV (seed 001's Enterprise / Mid-Market / SMB / Self-Serve), and who is a customer at all."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
+
+from healthsync.scoring.base import AccountFacts, Opportunity
 
 STAGES = ("engage", "propose", "negotiate", "escalate", "renewed", "lapsed")
 WINDOW_STAGES = ("engage", "propose", "negotiate", "escalate")  # the stages a window opens, earliest first
@@ -65,3 +68,20 @@ def segment_for(acv: float | None, rules: Sequence[SegmentRule]) -> str | None:
         if rule.matches(acv):
             return rule.name
     return None
+
+
+def is_former_customer(opportunities: Iterable[Opportunity], today: date) -> bool:
+    """The latest renewal decided by `today` was lost, and no open renewal follows it: the CRM keeps the
+    account (its history is what a backtest replays), but there is no one left to score or task."""
+    renewals = [o for o in opportunities if o.kind == "renewal"]
+    decided = [o for o in renewals if (o.is_won or o.is_closed) and o.close_date is not None and o.close_date <= today]
+    if not decided:
+        return False
+    last = max(decided, key=lambda o: (o.close_date, o.is_won))  # a win on the same day counts
+    return not last.is_won and not any(not (o.is_won or o.is_closed) for o in renewals)
+
+
+def current_customers(facts: Iterable[AccountFacts], as_of: datetime) -> list[AccountFacts]:
+    """The accounts that are customers as of `as_of` (former customers left out), in the given order."""
+    today = as_of.date()
+    return [f for f in facts if not is_former_customer(f.opportunities, today)]

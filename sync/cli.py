@@ -15,6 +15,7 @@ from healthsync.sync.commands import (
     db,
     demo,
     identity,
+    insights,
     pull,
     sandbox,
     score,
@@ -28,7 +29,7 @@ EXIT_USAGE = 2
 
 # Each module in sync/commands/ exposes register(app); the order is the order in --help. They are imported
 # like any other module: one that fails to import is a bug and stops the CLI, never a command gone missing.
-COMMAND_MODULES = (check, db, connectors, pull, identity, score, writeback, daemon, demo, sandbox)
+COMMAND_MODULES = (check, db, connectors, pull, identity, score, insights, writeback, daemon, demo, sandbox)
 
 app = typer.Typer(
     name="healthsync",

@@ -143,6 +143,7 @@ def _add_contacts(buckets, contacts, config: FactsConfig) -> None:
             active=not c.left_company,
             left_at=c.left_company_at,
             role_changed_at=c.role_changed_at,
+            created_at=c.created_at,
         ))
 
 
@@ -154,7 +155,7 @@ def _add_opportunities(buckets, opportunities) -> None:
             continue
         bucket.opportunities.append(Opportunity(
             id=o.id, kind=kind, amount=o.amount, stage=o.stage, is_won=o.is_won,  # type: ignore[arg-type]
-            close_date=o.close_date,
+            close_date=o.close_date, is_closed=o.is_closed,
         ))
 
 

@@ -23,6 +23,7 @@ from healthsync.scoring.base import PastResult, ScoredAccount
 from healthsync.scoring.model import HealthModel
 from healthsync.scoring.playbook import Playbook
 from healthsync.scoring.portfolio import score_portfolio
+from healthsync.scoring.renewal import current_customers
 from healthsync.sync import state_sync
 from healthsync.sync.cycle import ApiUse, CycleReport, SourceReport, api_use, count_bands
 from healthsync.sync.facts import FactsConfig
@@ -192,7 +193,9 @@ def _overall_status(report: CycleReport, ctx: CycleContext) -> str:
 def score_accounts(ctx: CycleContext, facts, as_of: datetime, run_id: str | None,
                    rows: list[ScoreRow] | None = None) -> list[ScoredAccount]:
     """Score with stored history (backfilled for accounts seen for the first time); saves nothing.
-    `rows`, when given, receives the rows that record them (backfilled ones first), for the caller to save later."""
+    `rows`, when given, receives the rows that record them (backfilled ones first), for the caller to save later.
+    Former customers (their last renewal lost) are not scored: their facts are there for `healthsync backtest`."""
+    facts = current_customers(facts, as_of)
     stored = ctx.store.scores.histories(since=as_of - timedelta(days=HISTORY_DAYS),
                                        until=as_of - timedelta(seconds=1))
     history: dict[str, list[PastResult]] = {aid: [_past(row) for row in past] for aid, past in stored.items()}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-MAPPED = ("config", "connectors", "scoring", "writeback", "sync")
+MAPPED = ("config", "connectors", "scoring", "insights", "writeback", "sync")
 
 
 def _setuptools_table(pyproject: Path) -> dict:
@@ -64,7 +64,7 @@ def test_production_code_imports_no_emulator_and_no_sandbox_dependency() -> None
     code = (
         "import sys, importlib\n"
         "import healthsync.sync.cli, healthsync.sync.daemon, healthsync.sync.pipeline\n"
-        "for m in ('check','db','connectors','pull','identity','score','writeback','daemon','demo','sandbox'):\n"
+        "for m in ('check','db','connectors','pull','identity','score','insights','writeback','daemon','demo','sandbox'):\n"
         "    importlib.import_module('healthsync.sync.commands.' + m)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('werkzeug', 'trustme', 'jwt')"
         " or m.startswith('healthsync.sandbox'))\n"

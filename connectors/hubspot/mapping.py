@@ -148,10 +148,10 @@ class RecordMapper:
         elif object_type == "contacts":
             c = fm.contact
             names = [c.email, "firstname", "lastname", "jobtitle", c.role, c.champion, c.executive_sponsor,
-                     c.left_company, c.left_company_date, c.role_changed_date]
+                     c.left_company, c.left_company_date, c.role_changed_date, "createdate"]
         elif object_type == "deals":
             o = fm.opportunity
-            names = ["dealname", o.amount, o.stage, o.close_date, o.type_field]
+            names = ["dealname", o.amount, o.stage, o.close_date, o.type_field, o.loss_reason]
         elif object_type == "meetings":
             names = ["hs_meeting_title", "hs_meeting_start_time", "hs_meeting_outcome", "hs_activity_type",
                      "hs_timestamp", "hubspot_owner_id"]
@@ -199,7 +199,7 @@ class RecordMapper:
             left_company_at=left_at,
             role_changed_at=(_date_as_datetime(parse_date(props.get(c.role_changed_date)))
                              if c.role_changed_date else None),
-            updated_at=updated_at,
+            created_at=parse_datetime(props.get("createdate")), updated_at=updated_at,
         )
 
     def opportunity(self, object_id: str, props: Props, updated_at: datetime,
@@ -211,7 +211,8 @@ class RecordMapper:
             id=object_id, account_id=account_id, name=as_text(props.get("dealname")),
             kind=self._kind(as_text(props.get(o.type_field))), amount=as_float(props.get(o.amount), o.amount),
             stage=stage, is_won=won, is_closed=won or (stage or "").lower() == "closedlost",
-            close_date=parse_date(props.get(o.close_date)), updated_at=updated_at,
+            close_date=parse_date(props.get(o.close_date)),
+            loss_reason=as_text(props.get(o.loss_reason)) if o.loss_reason else None, updated_at=updated_at,
         )
 
     def _kind(self, value: str | None) -> OpportunityKind:

@@ -4,7 +4,8 @@ with a late-event lookback that re-aggregates recent days in full.
 State is the last complete day L (a day before the cycle's date, project timezone). Each cycle re-reads
 `[L + 1 − lookback_days, today]` — the lookback days again (mobile and batch events arrive late) plus every
 day since — in windows of up to `window_days` days, one export call per window: a week per call keeps a
-90-day backfill at 13 of the 60 calls an hour allows, while memory stays at accounts × 7 days of tallies.
+90-day backfill at 13 of the 60 calls an hour allows, while memory stays at accounts × 7 days of tallies
+(a longer first read, `mixpanel.backfill_days`, takes 13 longer windows).
 A page covers exactly one window and REPLACES it: its `state.extra` names the window
 (`window_first_day`/`window_last_day`, see `usage_window()`), and the store swaps every usage row of those
 days for the page's records (`Store.replace_usage_window`), so a day's aggregate is always a full re-count.
@@ -30,6 +31,7 @@ from healthsync.errors import AuthError, ConfigError, HealthsyncError, Retryable
 SOURCE = "mixpanel"
 DEFAULT_WINDOW_DAYS = 7
 DEFAULT_BACKFILL_DAYS = 90
+BACKFILL_CALLS = 13  # a first read of any length takes at most this many export calls (of 60 an hour)
 _CHECK_WHERE = 'properties["$email"] == "healthsync-credentials-check@invalid"'
 
 
@@ -112,7 +114,7 @@ class MixpanelSource:
             residency=mixpanel.residency,
             base_url=sandbox.mixpanel_url if sandbox else None,
             lookback_days=mixpanel.lookback_days,
-            **options,
+            **{"backfill_days": mixpanel.backfill_days, **options},
         )
 
     # -- Source protocol -------------------------------------------------------------------------------------
@@ -147,16 +149,19 @@ class MixpanelSource:
     # -- usage windows ---------------------------------------------------------------------------------------
 
     def plan_windows(self, state: StreamState | None, as_of: datetime) -> list[tuple[date, date]]:
-        """The (first, last) day of each export call this cycle makes, oldest first."""
+        """The (first, last) day of each export call this cycle makes, oldest first. A first read spreads its
+        backfill over at most BACKFILL_CALLS windows (a week each for the default 90 days)."""
         today = as_of.astimezone(self.timezone).date()
         done = last_complete_day(state)
+        window = self.window_days
         if done is None:
             start = today - timedelta(days=self.backfill_days)
+            window = max(window, -(-(self.backfill_days + 1) // BACKFILL_CALLS))
         else:
             start = min(done + timedelta(days=1 - self.lookback_days), today)
         windows = []
         while start <= today:
-            end = min(start + timedelta(days=self.window_days - 1), today)
+            end = min(start + timedelta(days=window - 1), today)
             windows.append((start, end))
             start = end + timedelta(days=1)
         return windows

@@ -106,7 +106,8 @@ def account_wants(field_map: FieldMap) -> list[Want]:
 
 def contact_wants(field_map: FieldMap) -> list[Want]:
     contact = field_map.contact
-    wants = [*_standard("Id", "SystemModstamp", "IsDeleted", "AccountId", "FirstName", "LastName", "Title"),
+    wants = [*_standard("Id", "SystemModstamp", "IsDeleted", "AccountId", "FirstName", "LastName", "Title",
+                        "CreatedDate"),
              Want("email", contact.email, "contact.email", required=True),
              Want("role", contact.role, "contact.role", required=True)]
     for key in _CONTACT_OPTIONAL_KEYS:
@@ -117,9 +118,13 @@ def contact_wants(field_map: FieldMap) -> list[Want]:
 
 
 def opportunity_wants(field_map: FieldMap) -> list[Want]:
+    """The field-map fields; the loss reason only when the org has that field (many orgs never added one)."""
     mapped = field_map.opportunity.model_dump()
-    return [*_standard("Id", "SystemModstamp", "IsDeleted", "AccountId", "Name", "IsClosed", "IsWon"),
-            *(Want(key, mapped[key], f"opportunity.{key}", required=True) for key in _OPPORTUNITY_KEYS)]
+    wants = [*_standard("Id", "SystemModstamp", "IsDeleted", "AccountId", "Name", "IsClosed", "IsWon"),
+             *(Want(key, mapped[key], f"opportunity.{key}", required=True) for key in _OPPORTUNITY_KEYS)]
+    if field_map.opportunity.loss_reason:
+        wants.append(Want("loss_reason", field_map.opportunity.loss_reason, "opportunity.loss_reason"))
+    return wants
 
 
 def task_wants(field_map: FieldMap) -> list[Want]:
@@ -294,8 +299,8 @@ class RecordMapper:
             first_name=as_text(get("FirstName")), last_name=as_text(get("LastName")), title=as_text(get("Title")),
             role=role, is_champion=is_champion, left_company=as_bool(get("left_company")),
             left_company_at=parse_datetime(get("left_company_date")),
-            role_changed_at=parse_datetime(get("role_changed_date")), updated_at=updated_at,
-            deleted=as_bool(get("IsDeleted")))
+            role_changed_at=parse_datetime(get("role_changed_date")), created_at=parse_datetime(get("CreatedDate")),
+            updated_at=updated_at, deleted=as_bool(get("IsDeleted")))
 
     def opportunity(self, row: Mapping[str, Any], fields: ObjectFields, updated_at: datetime) -> OpportunityRecord:
         get = RowReader(row, fields)
@@ -305,7 +310,7 @@ class RecordMapper:
             id=get("Id"), account_id=get("AccountId"), name=as_text(get("Name")),
             kind=self._opportunity_kind(as_text(get("type_field"))), amount=as_float(get("amount")), stage=stage,
             is_closed=as_bool(get("IsClosed")) or is_won, is_won=is_won, close_date=parse_date(get("close_date")),
-            updated_at=updated_at, deleted=as_bool(get("IsDeleted")))
+            loss_reason=as_text(get("loss_reason")), updated_at=updated_at, deleted=as_bool(get("IsDeleted")))
 
     def _opportunity_kind(self, value: Any) -> OpportunityKind:
         key = value.casefold() if isinstance(value, str) else ""

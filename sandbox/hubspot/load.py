@@ -129,6 +129,7 @@ def _put_deal(store: ObjectStore, o: Opportunity, account: Account, owners: dict
         "dealname": o.name, "amount": number(o.amount), "dealstage": deal_stage(o), "pipeline": "default",
         "closedate": format_datetime(midnight(o.close_date)), "deal_type": _DEAL_TYPES.get(o.kind, "newbusiness"),
         "hubspot_owner_id": _owner_id(owners, account.owner_key),
+        "closed_lost_reason": o.loss_reason,
     }
     store.put("deals", o.hs_id, props, o.created_at, o.modified_at, _archived_at(o.deleted, o.modified_at))
     store.associate("deals", o.hs_id, "companies", account.hs_id, "HUBSPOT_DEFINED",

@@ -121,7 +121,7 @@ def _standard_properties() -> dict[str, list[PropertyDef]]:
             make_property("dealname"), make_property("amount", "number"), make_property("dealstage", "enumeration", options=DEAL_STAGES),
             make_property("pipeline", "enumeration", options=("default",)), make_property("closedate", "datetime"), make_property(*_OWNER),
             make_property("createdate", "datetime"), make_property("hs_lastmodifieddate", "datetime", read_only=True),
-            make_property("hs_object_id", "number", read_only=True),
+            make_property("hs_object_id", "number", read_only=True), make_property("closed_lost_reason"),
             make_property("deal_type", "enumeration", options=("renewal", "expansion", "newbusiness"), **cs),
         ],
         # Tickets' default properties ("Tickets" guide; the default support pipeline "0" has stages 1-4)

@@ -136,7 +136,7 @@ def _opportunity(opp: Any, account_id: str, owner_id: str) -> Record:
     return {
         "Id": opp.sf_id, "AccountId": account_id, "Name": opp.name, "Type": _OPP_TYPES.get(opp.kind),
         "Amount": float(opp.amount), "StageName": opp.stage, "CloseDate": opp.close_date, "OwnerId": owner_id,
-        **_stamps(opp.key, opp.created_at, opp.modified_at),
+        "Loss_Reason__c": opp.loss_reason, **_stamps(opp.key, opp.created_at, opp.modified_at),
     }
 
 

@@ -264,6 +264,10 @@ def _opportunity() -> SObjectSchema:
         _readonly("IsWon", "boolean", "Won"),
         _f("CloseDate", "date", "Close Date", nillable=False, required=True),
         _owner(),
+        _f("Loss_Reason__c", "picklist", "Loss Reason", picklist=(
+            "Missing features", "Low adoption", "Switched to competitor", "Poor support experience",
+            "Reliability issues", "Too expensive", "Budget cut", "Acquired / merged", "Strategy change",
+            "Champion left", "No decision", "Other")),
     ]:
         schema.add(definition)
     return schema

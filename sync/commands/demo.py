@@ -62,7 +62,8 @@ def demo(
                             f"{'Salesforce' if crm == 'salesforce' else 'HubSpot'}, Zendesk and Mixpanel, "
                             f"{accounts} synthetic accounts"))
     console.print(f"[dim]Config, secrets and store: {workdir}/ (kept after the demo)[/]")
-    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=60.0, workdir=workdir / "sandbox")
+    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=60.0, workdir=workdir / "sandbox",
+                           history_days=require_sandbox("history").DEFAULT_HISTORY_DAYS)
     with server:
         settings = load_config(*write_sandbox_config(server, crm, workdir))
         store = Store.open(settings.store.resolved_url)
@@ -78,6 +79,7 @@ def demo(
             second, second_calls = _cycle(ctx, server, full=False, title="Incremental cycle (a week later)")
             _show(ctx, server, second)
             _api_calls(first_calls, second_calls)
+            _predictive(ctx, settings, store)
         finally:
             store.close()
     console.print(f"\n[bold]Done in {time.monotonic() - started:.1f}s.[/] " + NEXT_STEPS)
@@ -175,6 +177,11 @@ def demo_config(server, crm: str, workdir: Path) -> tuple[Path, dict[str, str]]:
                     "zendesk_url": server.https_url, "mixpanel_url": server.http_url,
                     "ca_file": str(server.ca_path)},
     }
+    history = getattr(getattr(server, "portfolio", None), "history", None)
+    if history is not None:  # usage as far back as the renewals a backtest replays
+        from healthsync.sandbox.history import HISTORY_LOOKBACK_DAYS
+
+        config["mixpanel"]["backfill_days"] = history.days + HISTORY_LOOKBACK_DAYS
     path = workdir / "healthsync.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path, env
@@ -321,6 +328,19 @@ def _emulated_tasks(server, owners: dict[str, str]) -> list[dict]:
                     "status": props.get("hs_task_status"), "subject": props.get("hs_task_subject"),
                     "key": props.get("healthsync_key")})
     return out
+
+
+def _predictive(ctx, settings, store) -> None:
+    """Does the score predict churn? Each preset replayed 90 days before every past renewal of the book."""
+    from healthsync.sync.commands.common import pulled_sources
+    from healthsync.sync.commands.insights import preset_auc_lines
+    from healthsync.sync.gather import gather_facts
+
+    gathered = gather_facts(store, ctx, pulled_sources(settings, store), ctx.now())
+    console.print("\n[bold]Does the score predict churn?[/] Each preset's ROC AUC at 90 days before every past "
+                  "renewal of the book, from stored facts only (`healthsync backtest`):")
+    for line in preset_auc_lines(settings, store, ctx, gathered):
+        console.print(f"  {line}", soft_wrap=True)
 
 
 def _api_calls(a: Mapping[str, int], b: Mapping[str, int]) -> None:

@@ -52,6 +52,9 @@ def serve(  # noqa: PLR0913 (one keyword per CLI option, declared for typer)
     port: int = typer.Option(0, "--port", help="Plain-HTTP port (0: any free port)."),
     tls_port: int = typer.Option(0, "--tls-port", help="TLS port (0: any free port)."),
     time_scale: float = typer.Option(1.0, "--time-scale", help="Shrink rate-limit windows by this factor."),
+    history_days: int = typer.Option(0, "--history-days", min=0, max=730,
+                                     help="Days of past renewals and former customers in the book, for `healthsync "
+                                          "backtest` and `fit` (e.g. 450; 0: none)."),
     write_config: Path | None = typer.Option(
         None, "--write-config", help="Write DIR/healthsync.yaml (a complete config for this sandbox, writeback "
                                      "live, the store under DIR) and DIR/sandbox.env (its secrets, KEY=value)."),
@@ -66,7 +69,10 @@ def serve(  # noqa: PLR0913 (one keyword per CLI option, declared for typer)
     directory = _config_dir(write_config)
     try:
         server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=time_scale, tls_port=tls_port,
-                               http_port=port, workdir=directory / "sandbox" if directory else None)
+                               http_port=port, workdir=directory / "sandbox" if directory else None,
+                               history_days=history_days)
+    except ValueError as exc:  # the generator refuses a history it cannot make
+        raise ConfigError(f"--history-days {history_days}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"cannot listen on 127.0.0.1 (--port {port}, --tls-port {tls_port}): {exc.strerror or exc}; "
                           "pick free ports or pass 0") from exc

@@ -63,3 +63,7 @@ def test_demo_shows_compact_reasons_and_each_cycle_calls_on_one_line(cli):
     reasons = re.findall(r"[a-z_0-9]+ [\w.]+ \(-\d+\)", at_risk)
     assert reasons and "Pulling down" not in at_risk and "Health " not in at_risk
     assert "duplicates: 0" in out
+    predictive = out.split("Does the score predict churn?", 1)[1]
+    lines = re.findall(r"^  ([\w-]+) +AUC (\d\.\d\d) \[\d\.\d\d–\d\.\d\d\] · \d+ renewals, \d+ churned",
+                       predictive, re.MULTILINE)
+    assert [name for name, _ in lines] == ["default", "csm-playbook", "points-100", "ops-thresholds", "weighted-five"]

@@ -93,6 +93,7 @@ def _deal(i: int, account: Account) -> Opportunity:
         key=f"O{i:03d}", sf_id=f"006{i:015d}", hs_id=deal_id(i), account_key=account.key, name=f"Deal {i}",
         kind=DEAL_KINDS[i % 3], amount=15_000.5 + i, stage=stage, is_closed=closed, is_won=won,
         close_date=date(2024, 7, 1), created_at=AS_OF - timedelta(days=60), modified_at=AS_OF - timedelta(days=2),
+        loss_reason="Budget cut" if closed and not won else None,
     )
 
 

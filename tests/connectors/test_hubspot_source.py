@@ -86,6 +86,7 @@ def test_full_read_equals_the_portfolio(server):
     assert (champion.account_id, champion.email, champion.is_champion, champion.role) == \
         (company_id(1), "pat1@acme1.test", True, "champion")
     assert champion.left_company and champion.left_company_at == datetime(2024, 5, 29, tzinfo=UTC)
+    assert champion.created_at is not None and champion.created_at.date() == (AS_OF - timedelta(days=300)).date()
     assert contacts[contact_id(2, 1)].role_changed_at == datetime(2024, 5, 27, tzinfo=UTC)
     assert not contacts[contact_id(2, 1)].is_champion
 
@@ -96,6 +97,7 @@ def test_full_read_equals_the_portfolio(server):
         (OpportunityKind.EXPANSION, True, "closedwon")
     assert (deals[deal_id(2)].kind, deals[deal_id(2)].is_closed, deals[deal_id(2)].is_won) == \
         (OpportunityKind.NEW_BUSINESS, True, False)
+    assert (deals[deal_id(2)].loss_reason, deals[deal_id(1)].loss_reason) == ("Budget cut", None)
     assert deals[deal_id(4)].account_id == company_id(4) and deals[deal_id(4)].amount == 15_004.5
 
     activities = store.of("activities")

@@ -15,7 +15,7 @@ from healthsync.config.loader import load_config
 from healthsync.connectors.base import Page, Source
 from healthsync.connectors.cursor import StreamState
 from healthsync.connectors.mixpanel import DailyUsageAggregator, MixpanelSource, UsageRules, usage_window
-from healthsync.connectors.pacing import PacerRegistry
+from healthsync.connectors.pacing import PacerRegistry, mixpanel_pacing
 from healthsync.connectors.records import UsageKeyKind
 from healthsync.errors import AuthError, ConfigError
 from healthsync.sandbox.credentials import DEMO
@@ -326,6 +326,9 @@ def test_from_settings_points_at_the_sandbox_and_refuses_https(server, tmp_path)
     source = MixpanelSource.from_settings(settings, PacerRegistry(), backfill_days=1)
     assert source.check().ok
     assert source.lookback_days == 5 and source.rules.login_event == "login"
+    assert MixpanelSource.from_settings(settings, PacerRegistry()).backfill_days == 90  # mixpanel.backfill_days
+    longer = settings.model_copy(update={"mixpanel": settings.mixpanel.model_copy(update={"backfill_days": 670})})
+    assert MixpanelSource.from_settings(longer, PacerRegistry()).backfill_days == 670
     assert source.rules.group_key_kind is UsageKeyKind.GROUP_CRM_ID
     assert list(source.read("usage_daily", None, as_of=fx.AS_OF))[-1].records
     https = settings.model_copy(update={"sandbox": settings.sandbox.model_copy(
@@ -352,3 +355,17 @@ def test_aggregator_skips_impossible_times_and_keeps_going():
         "not an event object with properties": 1,
         "no account key (neither the group key property nor $email)": 1,
     }
+
+
+def test_a_long_first_read_spreads_over_thirteen_windows_and_later_reads_stay_weekly():
+    from healthsync.connectors.mixpanel.source import BACKFILL_CALLS
+
+    source = MixpanelSource(project_id=1, username="u", secret="s", pacer=PacerRegistry().pacer(
+        "mixpanel", "1", mixpanel_pacing()), rules=RULES, backfill_days=670)
+    as_of = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    first = source.plan_windows(None, as_of)
+    assert len(first) == BACKFILL_CALLS
+    assert first[0][0] == as_of.date() - timedelta(days=670) and first[-1][1] == as_of.date()
+    assert all((b[0] - a[1]).days == 1 for a, b in zip(first, first[1:], strict=False))  # no gap, no overlap
+    default = MixpanelSource(project_id=1, username="u", secret="s", pacer=source.pacer, rules=RULES)
+    assert [(b - a).days for a, b in default.plan_windows(None, as_of)][:-1] == [6] * 12  # 90 days: weekly, as before

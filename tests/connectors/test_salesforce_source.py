@@ -87,6 +87,7 @@ def test_full_read_maps_every_field(server, emu):
     champion = contacts[fx.sf_id("003", 60)]
     assert champion.is_champion and champion.role == "Champion" and champion.left_company
     assert champion.left_company_at.date() == date(2024, 5, 1) and champion.account_id == fx.sf_id("001", 6)
+    assert champion.created_at == fx.BASE - timedelta(days=200)  # CreatedDate: a replay of the past needs it
     sponsor = contacts[fx.sf_id("003", 61)]
     assert (sponsor.role, sponsor.is_champion, sponsor.left_company) == ("Executive Sponsor", False, False)
 

@@ -7,6 +7,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -55,9 +56,12 @@ class SandboxEnv:
 @contextmanager
 def sandbox_env(crm: str = "salesforce", accounts: int = 60, seed: int = 7, *, time_scale: float = 600.0,  # noqa: PLR0913 (test fixture: one keyword per sandbox or config option, each defaulted)
                 store_url: str | None = None, overrides: dict | None = None,
-                drop: tuple[str, ...] = ()) -> Iterator[SandboxEnv]:
-    """`overrides` are merged one level deep into the config; `drop` removes top-level sections."""
-    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=time_scale)
+                drop: tuple[str, ...] = (), history_days: int = 0, as_of: datetime | None = None) -> Iterator[SandboxEnv]:
+    """`overrides` are merged one level deep into the config; `drop` removes top-level sections;
+    `history_days` gives the book a churn history (and the config the Mixpanel backfill to read it); `as_of`
+    pins the book's instant (default: now, to the hour)."""
+    server = build_sandbox(seed=seed, accounts=accounts, crm=crm, time_scale=time_scale, history_days=history_days,
+                           as_of=as_of)
     with server, tempfile.TemporaryDirectory(prefix="healthsync-e2e-") as workdir:
         path, env = demo_config(server, crm, Path(workdir))
         data = yaml.safe_load(path.read_text())
